@@ -1,0 +1,16 @@
+//! Atoll's shared vocabulary, used by every server crate.
+//!
+//! - [`clock`]: an injectable time source, so tests can fix the time;
+//! - [`ids`]: ids and secrets;
+//! - [`access`]: who is calling (principals), what a route needs, and the one rule
+//!   that decides whether a role or a token scope grants it;
+//! - [`validate`]: field rules shared by the API and the console.
+//!
+//! This crate does no IO and knows no web framework or database.
+
+pub mod access;
+pub mod clock;
+pub mod ids;
+pub mod validate;
+
+pub use atoll_protocol::ErrorCode;

@@ -1,0 +1,363 @@
+//! Device identity: registration, user binding, push tokens, and admin lookups.
+
+use crate::{DeviceCaller, Error, PlatformService, Principal, Result};
+use atoll_core::access::Requirement;
+use atoll_core::validate;
+use atoll_protocol::admin::{AppUser, Device, PushToken};
+use atoll_protocol::device::{
+    BindingResponse, Platform, PushChannel, PushTokenRequest, RegisterRequest, RegisterResponse,
+};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+const DEVICE_COLUMNS: &str =
+    "d.device_id, d.platform, d.os, d.os_version, d.model, d.app_version, \
+     d.channel, d.locale, d.region, d.network, d.user_id, d.first_seen_at, d.last_seen_at";
+
+fn device_row(row: &AnyRow, app_key: &str) -> Result<Device, sqlx::Error> {
+    Ok(Device {
+        device_id: row.try_get(0)?,
+        app_key: app_key.to_owned(),
+        platform: row
+            .try_get::<Option<String>, _>(1)?
+            .as_deref()
+            .and_then(Platform::parse),
+        os: row.try_get(2)?,
+        os_version: row.try_get(3)?,
+        model: row.try_get(4)?,
+        app_version: row.try_get(5)?,
+        channel: row.try_get(6)?,
+        locale: row.try_get(7)?,
+        region: row.try_get(8)?,
+        network: row.try_get(9)?,
+        user_id: row.try_get(10)?,
+        first_seen_at: row.try_get(11)?,
+        last_seen_at: row.try_get(12)?,
+        push_tokens: Vec::new(),
+    })
+}
+
+impl PlatformService {
+    /// Registers a device, or updates its description if it exists.
+    pub async fn register_device(
+        &self,
+        caller: &DeviceCaller,
+        request: RegisterRequest,
+    ) -> Result<RegisterResponse> {
+        for (field, value) in [
+            ("os", &request.os),
+            ("os_version", &request.os_version),
+            ("model", &request.model),
+            ("app_version", &request.app_version),
+            ("channel", &request.channel),
+            ("locale", &request.locale),
+            ("region", &request.region),
+            ("network", &request.network),
+        ] {
+            validate::attribute(field, value.as_deref()).map_err(Error::Validation)?;
+        }
+        let now = self.now();
+        let mut tx = self.store().begin_write().await?;
+        let existing = sqlx::query(&format!(
+            "SELECT first_seen_at, user_id FROM devices WHERE app_id = $1 AND device_id = $2{}",
+            self.store().lock_rows_clause()
+        ))
+        .bind(&caller.app_id)
+        .bind(&caller.device_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let created = existing.is_none();
+        let (first_seen_at, user_id) = match &existing {
+            Some(row) => (
+                row.try_get::<i64, _>(0)?,
+                row.try_get::<Option<String>, _>(1)?,
+            ),
+            None => (now, None),
+        };
+        sqlx::query(
+            "INSERT INTO devices (app_id, device_id, platform, os, os_version, model, app_version, channel, \
+             locale, region, network, first_seen_at, last_seen_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
+             ON CONFLICT (app_id, device_id) DO UPDATE SET platform = excluded.platform, os = excluded.os, \
+             os_version = excluded.os_version, model = excluded.model, app_version = excluded.app_version, \
+             channel = excluded.channel, locale = excluded.locale, region = excluded.region, \
+             network = excluded.network, last_seen_at = excluded.last_seen_at",
+        )
+        .bind(&caller.app_id)
+        .bind(&caller.device_id)
+        .bind(request.platform.map(|platform| platform.as_str()))
+        .bind(request.os)
+        .bind(request.os_version)
+        .bind(request.model)
+        .bind(request.app_version)
+        .bind(request.channel)
+        .bind(request.locale)
+        .bind(request.region)
+        .bind(request.network)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if let Some(user_id) = user_id {
+            self.touch_app_user(&mut tx, caller, &user_id, now).await?;
+        }
+        tx.commit().await?;
+        metrics::counter!("atoll_device_registrations_total", "created" => created.to_string())
+            .increment(1);
+        Ok(RegisterResponse {
+            device_id: caller.device_id.clone(),
+            created,
+            first_seen_at,
+            server_time: now,
+        })
+    }
+
+    async fn touch_app_user(
+        &self,
+        tx: &mut atoll_store::WriteTx,
+        caller: &DeviceCaller,
+        user_id: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO app_users (app_id, user_id, most_recent_device, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (app_id, user_id) DO UPDATE SET most_recent_device = excluded.most_recent_device, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&caller.app_id)
+        .bind(user_id)
+        .bind(&caller.device_id)
+        .bind(now)
+        .execute(&mut ***tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn require_device(
+        &self,
+        tx: &mut atoll_store::WriteTx,
+        caller: &DeviceCaller,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(&format!(
+            "SELECT user_id FROM devices WHERE app_id = $1 AND device_id = $2{}",
+            self.store().lock_rows_clause()
+        ))
+        .bind(&caller.app_id)
+        .bind(&caller.device_id)
+        .fetch_optional(&mut ***tx)
+        .await?
+        .ok_or(Error::UnknownDevice)?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Binds the app's user to this device; the device becomes the user's most recent.
+    pub async fn bind_user(&self, caller: &DeviceCaller, user_id: &str) -> Result<BindingResponse> {
+        validate::device_text_id("user_id", user_id).map_err(Error::Validation)?;
+        let now = self.now();
+        let mut tx = self.store().begin_write().await?;
+        let previous = self.require_device(&mut tx, caller).await?;
+        sqlx::query(
+            "UPDATE devices SET user_id = $1, bound_at = $2, last_seen_at = $2 WHERE app_id = $3 AND device_id = $4",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(&caller.app_id)
+        .bind(&caller.device_id)
+        .execute(&mut **tx)
+        .await?;
+        if let Some(previous) = previous.filter(|previous| previous != user_id) {
+            self.forget_most_recent(&mut tx, caller, &previous).await?;
+        }
+        self.touch_app_user(&mut tx, caller, user_id, now).await?;
+        tx.commit().await?;
+        Ok(BindingResponse {
+            device_id: caller.device_id.clone(),
+            user_id: Some(user_id.to_owned()),
+        })
+    }
+
+    /// Unbinds whatever user is bound to this device.
+    pub async fn unbind_user(&self, caller: &DeviceCaller) -> Result<BindingResponse> {
+        let now = self.now();
+        let mut tx = self.store().begin_write().await?;
+        let previous = self.require_device(&mut tx, caller).await?;
+        sqlx::query(
+            "UPDATE devices SET user_id = NULL, bound_at = NULL, last_seen_at = $1 WHERE app_id = $2 AND device_id = $3",
+        )
+        .bind(now)
+        .bind(&caller.app_id)
+        .bind(&caller.device_id)
+        .execute(&mut **tx)
+        .await?;
+        if let Some(previous) = previous {
+            self.forget_most_recent(&mut tx, caller, &previous).await?;
+        }
+        tx.commit().await?;
+        Ok(BindingResponse {
+            device_id: caller.device_id.clone(),
+            user_id: None,
+        })
+    }
+
+    /// After `user_id` left this device, points its "most recent device" at the
+    /// device it was bound to most recently among those still bound.
+    async fn forget_most_recent(
+        &self,
+        tx: &mut atoll_store::WriteTx,
+        caller: &DeviceCaller,
+        user_id: &str,
+    ) -> Result<()> {
+        let next: Option<String> = sqlx::query(
+            "SELECT device_id FROM devices WHERE app_id = $1 AND user_id = $2 \
+             ORDER BY bound_at DESC, device_id LIMIT 1",
+        )
+        .bind(&caller.app_id)
+        .bind(user_id)
+        .fetch_optional(&mut ***tx)
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+        sqlx::query("UPDATE app_users SET most_recent_device = $1, updated_at = $2 WHERE app_id = $3 AND user_id = $4")
+            .bind(next)
+            .bind(self.now())
+            .bind(&caller.app_id)
+            .bind(user_id)
+            .execute(&mut ***tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores this device's token for one push channel.
+    pub async fn set_push_token(
+        &self,
+        caller: &DeviceCaller,
+        request: PushTokenRequest,
+    ) -> Result<()> {
+        if request.token.is_empty() || request.token.len() > 4096 || !request.token.is_ascii() {
+            return Err(Error::Validation("token: 1-4096 ASCII characters".into()));
+        }
+        let now = self.now();
+        let mut tx = self.store().begin_write().await?;
+        self.require_device(&mut tx, caller).await?;
+        sqlx::query(
+            "INSERT INTO device_push_tokens (app_id, device_id, channel, token, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (app_id, device_id, channel) DO UPDATE SET token = excluded.token, updated_at = excluded.updated_at",
+        )
+        .bind(&caller.app_id)
+        .bind(&caller.device_id)
+        .bind(request.channel.as_str())
+        .bind(&request.token)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn push_tokens(&self, app_id: &str, device_id: &str) -> Result<Vec<PushToken>> {
+        let rows = sqlx::query(
+            "SELECT channel, token, updated_at FROM device_push_tokens WHERE app_id = $1 AND device_id = $2 ORDER BY channel",
+        )
+        .bind(app_id)
+        .bind(device_id)
+        .fetch_all(self.store().pool())
+        .await?;
+        rows.iter()
+            .filter_map(|row| {
+                let channel = row
+                    .try_get::<String, _>(0)
+                    .ok()
+                    .and_then(|c| PushChannel::parse(&c))?;
+                Some(Ok(PushToken {
+                    channel,
+                    token: row.try_get(1).ok()?,
+                    updated_at: row.try_get(2).ok()?,
+                }))
+            })
+            .collect()
+    }
+
+    /// One device of an app, with its push tokens.
+    pub async fn get_device(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        app_key: &str,
+        device_id: &str,
+    ) -> Result<Device> {
+        let ctx = self.authorize(principal, slug, Requirement::READ).await?;
+        let app = self.app_in(&ctx, app_key).await?;
+        let row = sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.app_id = $1 AND d.device_id = $2"
+        ))
+        .bind(&app.id)
+        .bind(device_id)
+        .fetch_optional(self.store().pool())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("device '{device_id}'")))?;
+        let mut device = device_row(&row, app_key)?;
+        device.push_tokens = self.push_tokens(&app.id, device_id).await?;
+        Ok(device)
+    }
+
+    /// A user of an app with the devices bound to them.
+    pub async fn get_app_user(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        app_key: &str,
+        user_id: &str,
+    ) -> Result<AppUser> {
+        let ctx = self.authorize(principal, slug, Requirement::READ).await?;
+        let app = self.app_in(&ctx, app_key).await?;
+        let most_recent_device: Option<String> = sqlx::query(
+            "SELECT most_recent_device FROM app_users WHERE app_id = $1 AND user_id = $2",
+        )
+        .bind(&app.id)
+        .bind(user_id)
+        .fetch_optional(self.store().pool())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("user '{user_id}'")))?
+        .try_get(0)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.app_id = $1 AND d.user_id = $2 \
+             ORDER BY d.bound_at DESC LIMIT 100"
+        ))
+        .bind(&app.id)
+        .bind(user_id)
+        .fetch_all(self.store().pool())
+        .await?;
+        let mut devices = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut device = device_row(row, app_key)?;
+            device.push_tokens = self.push_tokens(&app.id, &device.device_id).await?;
+            devices.push(device);
+        }
+        Ok(AppUser {
+            user_id: user_id.to_owned(),
+            most_recent_device,
+            devices,
+        })
+    }
+
+    /// The most recently seen devices of an app (for the console's device list).
+    pub async fn recent_devices(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        app_key: &str,
+        limit: u32,
+    ) -> Result<Vec<Device>> {
+        let ctx = self.authorize(principal, slug, Requirement::READ).await?;
+        let app = self.app_in(&ctx, app_key).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.app_id = $1 ORDER BY d.last_seen_at DESC LIMIT $2"
+        ))
+        .bind(&app.id)
+        .bind(i64::from(limit.clamp(1, 200)))
+        .fetch_all(self.store().pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok(device_row(row, app_key)?))
+            .collect()
+    }
+}

@@ -1,0 +1,118 @@
+//! The platform every module stands on: tenancy, access control, console users and
+//! sessions, device identity, and the verification of signed device requests.
+//!
+//! [`PlatformService`] is the only way in. Every admin operation takes the
+//! authenticated [`Principal`] and the workspace slug, and authorises itself with
+//! the access rule of `atoll_core::access` before touching storage, so no caller
+//! can forget the check or take the tenant from a request body. Every mutation
+//! writes its audit entry in the same transaction as the change.
+//!
+//! Device requests are verified by [`DeviceVerifier`]: app lookup (cached), the
+//! timestamp window, the HMAC signature (current secret, or the previous one during
+//! a rotation's grace period) and the single-use nonce, in that order, so only
+//! correctly signed requests can occupy nonce memory.
+
+mod audit;
+mod device_auth;
+mod devices;
+mod error;
+mod nonces;
+mod passwords;
+mod principal;
+mod sessions;
+mod store;
+mod tenancy;
+
+pub use device_auth::{DeviceCaller, DeviceVerifier, SignatureHeaders};
+pub use error::{Error, Result};
+pub use nonces::NonceStore;
+pub use principal::{Principal, WorkspaceContext};
+pub use sessions::{ConsoleSession, LoginThrottle};
+
+use atoll_core::clock::Clock;
+use atoll_store::MetaStore;
+use std::sync::Arc;
+
+/// Settings of the platform service.
+#[derive(Debug, Clone)]
+pub struct PlatformSettings {
+    /// The public URL devices and the console reach this server at.
+    pub public_url: String,
+    /// Accepted distance between a device's timestamp and the server's clock, in seconds.
+    pub signature_window_secs: i64,
+    /// Most nonces remembered at once.
+    pub nonce_capacity: usize,
+    /// Lifetime of a console or CLI session, in seconds.
+    pub session_ttl_secs: i64,
+}
+
+impl Default for PlatformSettings {
+    fn default() -> Self {
+        PlatformSettings {
+            public_url: "http://127.0.0.1:7420".into(),
+            signature_window_secs: 300,
+            nonce_capacity: 1_000_000,
+            session_ttl_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// Tenancy, users, sessions and devices.
+#[derive(Debug, Clone)]
+pub struct PlatformService {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: MetaStore,
+    clock: Arc<dyn Clock>,
+    settings: PlatformSettings,
+    verifier: DeviceVerifier,
+    login_throttle: LoginThrottle,
+}
+
+impl PlatformService {
+    /// A service over `store`, with `nonces` as the replay memory of device requests.
+    pub fn new(
+        store: MetaStore,
+        clock: Arc<dyn Clock>,
+        settings: PlatformSettings,
+        nonces: NonceStore,
+    ) -> PlatformService {
+        let verifier = DeviceVerifier::new(
+            store.clone(),
+            clock.clone(),
+            settings.signature_window_secs,
+            nonces,
+        );
+        PlatformService {
+            inner: Arc::new(Inner {
+                login_throttle: LoginThrottle::new(clock.clone()),
+                store,
+                clock,
+                settings,
+                verifier,
+            }),
+        }
+    }
+
+    /// The metadata store.
+    pub fn store(&self) -> &MetaStore {
+        &self.inner.store
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &PlatformSettings {
+        &self.inner.settings
+    }
+
+    /// The verifier of signed device requests.
+    pub fn verifier(&self) -> &DeviceVerifier {
+        &self.inner.verifier
+    }
+
+    fn now(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+}

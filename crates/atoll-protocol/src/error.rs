@@ -1,0 +1,154 @@
+//! The one catalogue of error codes, and the RFC 9457 problem body that carries them.
+//!
+//! Codes are part of the wire contract: clients match on them, so a code is never
+//! renamed or reused for another meaning. Add new codes at the end of a group.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident = ($code:literal, $status:literal, $title:literal) ),+ $(,)?) => {
+        /// A stable, machine-readable error code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        impl ErrorCode {
+            /// Every code, in catalogue order.
+            pub const ALL: &'static [ErrorCode] = &[ $(ErrorCode::$variant),+ ];
+
+            /// The code as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)+ }
+            }
+
+            /// The HTTP status that accompanies the code.
+            pub fn status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)+ }
+            }
+
+            /// A short human title for the problem type.
+            pub fn title(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $title,)+ }
+            }
+
+            /// Parses a wire code; unknown codes (from a newer server) give `None`.
+            pub fn parse(code: &str) -> Option<ErrorCode> {
+                match code { $($code => Some(ErrorCode::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The request is malformed (bad JSON, missing header, wrong type).
+    InvalidRequest = ("invalid_request", 400, "Invalid request"),
+    /// A field failed validation; `detail` names the field.
+    ValidationFailed = ("validation_failed", 422, "Validation failed"),
+    /// No credentials, or credentials that are not valid.
+    Unauthenticated = ("unauthenticated", 401, "Authentication required"),
+    /// Wrong login or password.
+    InvalidCredentials = ("invalid_credentials", 401, "Invalid credentials"),
+    /// The caller is known but lacks the role or scope.
+    Forbidden = ("forbidden", 403, "Forbidden"),
+    /// The CSRF token of a console form is missing or wrong.
+    CsrfFailed = ("csrf_failed", 403, "CSRF check failed"),
+    /// The object does not exist, or is not visible to the caller.
+    NotFound = ("not_found", 404, "Not found"),
+    /// The route exists but not with this method.
+    MethodNotAllowed = ("method_not_allowed", 405, "Method not allowed"),
+    /// The object already exists (unique name, duplicate id).
+    Conflict = ("conflict", 409, "Conflict"),
+    /// The body (compressed or decompressed) is over its limit.
+    PayloadTooLarge = ("payload_too_large", 413, "Payload too large"),
+    /// The `Content-Encoding` or `Content-Type` is not supported.
+    UnsupportedMediaType = ("unsupported_media_type", 415, "Unsupported media type"),
+    /// Too many requests; see `Retry-After`.
+    RateLimited = ("rate_limited", 429, "Rate limited"),
+    /// Too many failed logins; see `Retry-After`.
+    LoginThrottled = ("login_throttled", 429, "Too many failed logins"),
+    /// The device request signature headers are missing.
+    MissingSignature = ("missing_signature", 401, "Missing signature"),
+    /// The device request signature does not match.
+    InvalidSignature = ("invalid_signature", 401, "Invalid signature"),
+    /// The request timestamp is outside the accepted window.
+    TimestampSkew = ("timestamp_skew", 401, "Timestamp outside the accepted window"),
+    /// The nonce was already used inside the window.
+    ReplayedNonce = ("replayed_nonce", 401, "Replayed nonce"),
+    /// The app key is not known.
+    UnknownApp = ("unknown_app", 401, "Unknown app"),
+    /// The device is not registered with this app.
+    UnknownDevice = ("unknown_device", 404, "Unknown device"),
+    /// The server is overloaded or a dependency is down; see `Retry-After`.
+    Unavailable = ("unavailable", 503, "Service unavailable"),
+    /// A bug on the server; the request id helps find it in the logs.
+    Internal = ("internal", 500, "Internal error"),
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// An RFC 9457 problem document, as every Atoll error response carries it
+/// (`Content-Type: application/problem+json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Problem {
+    /// A URI naming the problem type (`urn:atoll:error:<code>`).
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// A short human title of the problem type.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The stable error code.
+    pub code: String,
+    /// What went wrong in this occurrence, for a human.
+    pub detail: String,
+    /// The id of the request, also in the `x-request-id` header and the logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl Problem {
+    /// Builds the problem body of a code with a detail message.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Problem {
+        Problem {
+            type_uri: format!("urn:atoll:error:{}", code.as_str()),
+            title: code.title().to_owned(),
+            status: code.status(),
+            code: code.as_str().to_owned(),
+            detail: detail.into(),
+            request_id: None,
+        }
+    }
+
+    /// The parsed error code, if this client knows it.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        ErrorCode::parse(&self.code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_round_trip() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate code {code}");
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+            assert!((400..600).contains(&code.status()));
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Atoll's Rust client SDK.
+//!
+//! - [`DeviceClient`] is what an app embeds: it generates and keeps the device id
+//!   in a local folder, signs every request with the app secret (DESIGN.md §3),
+//!   compresses large bodies, and retries with backoff and jitter, honouring
+//!   `Retry-After` and correcting its clock when the server reports skew.
+//! - [`AdminClient`] speaks the admin API with a bearer token; the CLI and app
+//!   backends use it.
+//!
+//! The SDK depends on `atoll-protocol` only, never on server crates, so the wire
+//! types are shared but the server's code is not.
+#![warn(missing_docs)]
+
+mod admin;
+mod device;
+mod error;
+mod retry;
+
+pub use admin::AdminClient;
+pub use atoll_protocol as protocol;
+pub use device::{Compression, DeviceClient, DeviceConfig, RequestOptions};
+pub use error::{Error, Result};
+pub use retry::RetryPolicy;

@@ -1,0 +1,80 @@
+//! The admin REST API (`/api/v1`): handlers only. Each handler passes the
+//! authenticated caller to `PlatformService`, which authorises the operation
+//! itself; no handler reads a tenant from the body.
+//!
+//! Routes are registered with `utoipa_axum::routes!`, which adds each handler to
+//! the router and to the OpenAPI document in one step, so the document served at
+//! `/api/v1/openapi.json` is the route list (the authorisation matrix test is
+//! generated from it).
+
+mod apps;
+mod auth;
+mod devices;
+mod members;
+mod tokens;
+mod workspaces;
+
+use crate::state::AppState;
+use atoll_protocol::admin::*;
+use atoll_protocol::device::{Platform, PushChannel};
+use atoll_protocol::Problem;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Atoll admin API",
+        description = "Manage workspaces, apps, members, tokens and devices. Errors are RFC 9457 problem documents with a stable `code`."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(
+        Problem, Role, Platform, PushChannel, User, Me, Workspace, App, SdkConfig, AppWithSecret,
+        Member, ApiToken, TokenWithSecret, AuditEntry, Device, PushToken, AppUser
+    ))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The admin API router and its OpenAPI document.
+pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(
+            workspaces::list_workspaces,
+            workspaces::create_workspace
+        ))
+        .routes(routes!(
+            workspaces::get_workspace,
+            workspaces::update_workspace,
+            workspaces::delete_workspace
+        ))
+        .routes(routes!(workspaces::audit_log))
+        .routes(routes!(apps::list_apps, apps::create_app))
+        .routes(routes!(apps::get_app, apps::update_app, apps::delete_app))
+        .routes(routes!(apps::rotate_secret))
+        .routes(routes!(apps::sdk_config))
+        .routes(routes!(devices::recent_devices))
+        .routes(routes!(devices::get_device))
+        .routes(routes!(devices::get_app_user))
+        .routes(routes!(members::list_members, members::add_member))
+        .routes(routes!(members::update_member, members::remove_member))
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(tokens::revoke_token))
+        .split_for_parts()
+}

@@ -1,0 +1,328 @@
+//! Configuration: one serde tree, layered defaults < file < `ATOLL_*` env < flags.
+//!
+//! The layers are merged as TOML tables before the tree is deserialised, so every
+//! layer is checked by the same `deny_unknown_fields` rules. Environment variables
+//! are derived from the tree itself (`ATOLL_<SECTION>_<KEY>`, e.g.
+//! `ATOLL_DEVICE_SIGNATURE_WINDOW_SECS`), and the environment is passed in as a map
+//! rather than read from the process, so tests stay hermetic.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration of a node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Folder for the SQLite database, blobs and local state.
+    pub data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL; empty for an SQLite file in the data folder.
+    pub database_url: String,
+    /// URL devices and browsers reach this node at; empty for `http://<listen>`.
+    pub public_url: String,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// A tracing filter, e.g. `info` or `atoll_server=debug,info`.
+    pub log_level: String,
+    /// Device API settings.
+    pub device: DeviceConfig,
+    /// Admin API and console settings.
+    pub admin: AdminConfig,
+    /// HTTP server settings.
+    pub http: HttpConfig,
+}
+
+/// Device API settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceConfig {
+    /// Accepted clock distance of a signed request, in seconds.
+    pub signature_window_secs: i64,
+    /// Most nonces remembered at once.
+    pub nonce_capacity: usize,
+    /// Largest request body as received (compressed or not), in bytes.
+    pub max_body_bytes: usize,
+    /// Largest request body after decompression, in bytes.
+    pub max_decompressed_bytes: usize,
+    /// Sustained device requests per second per app.
+    pub rate_per_app_per_sec: u32,
+    /// Burst of device requests per app above the sustained rate.
+    pub rate_burst_per_app: u32,
+}
+
+/// Admin API and console settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Lifetime of a console or CLI session, in hours.
+    pub session_ttl_hours: i64,
+    /// Largest admin request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// After SIGTERM, how long in-flight requests may take to finish, in seconds.
+    pub drain_timeout_secs: u64,
+    /// Longest a request may take before it is answered 503, in seconds.
+    pub request_timeout_secs: u64,
+    /// Requests handled at once; more are answered 503 with `Retry-After`.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:7420".into(),
+            data_dir: PathBuf::from("./atoll-data"),
+            database_url: String::new(),
+            public_url: String::new(),
+            log_format: "text".into(),
+            log_level: "info".into(),
+            device: DeviceConfig::default(),
+            admin: AdminConfig::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            signature_window_secs: 300,
+            nonce_capacity: 1_000_000,
+            max_body_bytes: 1024 * 1024,
+            max_decompressed_bytes: 1024 * 1024,
+            rate_per_app_per_sec: 1000,
+            rate_burst_per_app: 2000,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            session_ttl_hours: 24 * 7,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            drain_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_concurrent_requests: 2048,
+        }
+    }
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A layer is not valid TOML or does not fit the tree (unknown key, wrong type).
+    #[error("invalid configuration ({layer}): {message}")]
+    Invalid {
+        /// Which layer: the file, the environment or the flags.
+        layer: String,
+        /// The parser's message.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads the configuration: defaults < `file` < `env` (`ATOLL_*`) < `flags`.
+    /// `flags` is a table in the same shape as the file (e.g. `{listen = "…"}`).
+    pub fn load(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        flags: toml::Table,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |layer: &str, message: String| ConfigError::Invalid {
+            layer: layer.to_owned(),
+            message,
+        };
+        let mut merged = toml::Table::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|error| invalid(&path.display().to_string(), error.to_string()))?;
+            // Check the file alone first, so its errors name the file.
+            toml::Value::Table(table.clone())
+                .try_into::<Config>()
+                .map_err(|error| invalid(&path.display().to_string(), error.to_string()))?;
+            merge(&mut merged, table);
+        }
+        merge(
+            &mut merged,
+            env_layer(env).map_err(|message| invalid("environment", message))?,
+        );
+        merge(&mut merged, flags);
+        toml::Value::Table(merged)
+            .try_into::<Config>()
+            .map_err(|error| invalid("flags", error.to_string()))
+    }
+
+    /// The database URL in force: the configured one, or the SQLite file.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            atoll_store::MetaStore::sqlite_url_for(&self.data_dir.join("meta.db"))
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// The public URL in force.
+    pub fn effective_public_url(&self, bound: std::net::SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+}
+
+/// Deep-merges `layer` into `base`: tables merge, other values replace.
+fn merge(base: &mut toml::Table, layer: toml::Table) {
+    for (key, value) in layer {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(incoming)) => {
+                merge(existing, incoming)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// The environment layer: for every leaf of the default tree, `ATOLL_<PATH>` in
+/// upper case with `_` between the parts, parsed to the leaf's type.
+fn env_layer(env: &HashMap<String, String>) -> Result<toml::Table, String> {
+    let defaults = toml::Table::try_from(Config::default()).map_err(|error| error.to_string())?;
+    let mut layer = toml::Table::new();
+    collect_env(&defaults, &mut Vec::new(), env, &mut layer)?;
+    Ok(layer)
+}
+
+fn collect_env(
+    defaults: &toml::Table,
+    path: &mut Vec<String>,
+    env: &HashMap<String, String>,
+    out: &mut toml::Table,
+) -> Result<(), String> {
+    for (key, default) in defaults {
+        path.push(key.clone());
+        if let toml::Value::Table(section) = default {
+            let mut nested = toml::Table::new();
+            collect_env(section, path, env, &mut nested)?;
+            if !nested.is_empty() {
+                out.insert(key.clone(), toml::Value::Table(nested));
+            }
+        } else {
+            let name = format!("ATOLL_{}", path.join("_").to_ascii_uppercase());
+            if let Some(raw) = env.get(&name) {
+                let value = match default {
+                    toml::Value::Integer(_) => raw
+                        .parse::<i64>()
+                        .map(toml::Value::Integer)
+                        .map_err(|_| format!("{name}: an integer is expected, got '{raw}'"))?,
+                    toml::Value::Boolean(_) => raw
+                        .parse::<bool>()
+                        .map(toml::Value::Boolean)
+                        .map_err(|_| format!("{name}: true or false is expected, got '{raw}'"))?,
+                    _ => toml::Value::String(raw.clone()),
+                };
+                out.insert(key.clone(), value);
+            }
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_reference_config_parses_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/atoll.toml");
+        let loaded = Config::load(Some(&path), &HashMap::new(), toml::Table::new()).unwrap();
+        assert_eq!(
+            loaded,
+            Config::default(),
+            "config/atoll.toml documents the defaults"
+        );
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("atoll.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:1\"\n[device]\nsignature_window_secs = 60\nrate_burst_per_app = 5\n").unwrap();
+        let mut flags = toml::Table::new();
+        flags.insert("listen".into(), toml::Value::String("127.0.0.1:3".into()));
+        let loaded = Config::load(
+            Some(&path),
+            &env(&[
+                ("ATOLL_LISTEN", "127.0.0.1:2"),
+                ("ATOLL_DEVICE_SIGNATURE_WINDOW_SECS", "30"),
+            ]),
+            flags,
+        )
+        .unwrap();
+        assert_eq!(loaded.listen, "127.0.0.1:3");
+        assert_eq!(loaded.device.signature_window_secs, 30);
+        assert_eq!(loaded.device.rate_burst_per_app, 5);
+        assert_eq!(
+            loaded.device.max_body_bytes,
+            DeviceConfig::default().max_body_bytes
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("atoll.toml");
+        std::fs::write(&path, "[device]\nsignature_windw_secs = 60\n").unwrap();
+        let error = Config::load(Some(&path), &HashMap::new(), toml::Table::new()).unwrap_err();
+        assert!(
+            error.to_string().contains("signature_windw_secs"),
+            "{error}"
+        );
+        let error = Config::load(
+            None,
+            &env(&[("ATOLL_HTTP_DRAIN_TIMEOUT_SECS", "soon")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("ATOLL_HTTP_DRAIN_TIMEOUT_SECS"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! Per-request context: the request id, the tracing span, HTTP metrics, and the
+//! panic guard.
+
+use super::error::{ApiError, REQUEST_ID};
+use atoll_protocol::ErrorCode;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::any::Any;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+/// The header carrying the request id, taken from the client when it sends a
+/// sane one, generated otherwise.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+fn request_id_of(request: &Request) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| {
+            (1..=64).contains(&value.len())
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string())
+}
+
+/// Global limits of the HTTP server, shared by every route.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Permits for requests in flight; when none is left the request is shed.
+    pub in_flight: Arc<Semaphore>,
+    /// Longest a handler may run.
+    pub timeout: Duration,
+}
+
+/// Wraps every request: assigns its id (echoed in `x-request-id`, problem bodies
+/// and every log line of the request), sheds load beyond the in-flight cap with
+/// 503 + `Retry-After`, bounds handler time, and records count and latency by route.
+pub async fn request_context(
+    State(limits): State<Limits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let request_id = request_id_of(&request);
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let span = tracing::info_span!("request", request_id = %request_id, %method, %route);
+    let started = Instant::now();
+    let handle = async {
+        let Ok(_permit) = limits.in_flight.try_acquire() else {
+            metrics::counter!("atoll_http_shed_total").increment(1);
+            return ApiError::new(ErrorCode::Unavailable, "the server is at its request limit")
+                .retry_after(1)
+                .into_response();
+        };
+        match tokio::time::timeout(limits.timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::new(ErrorCode::Unavailable, "the request took too long")
+                .retry_after(1)
+                .into_response(),
+        }
+    };
+    let mut response = REQUEST_ID
+        .scope(request_id.clone(), handle.instrument(span.clone()))
+        .await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            "handled"
+        );
+    });
+    metrics::counter!("atoll_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("atoll_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(elapsed.as_secs_f64());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// Turns a panic in a handler into a 500 problem carrying the request id; the
+/// server keeps running.
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = message, "handler panicked");
+    metrics::counter!("atoll_http_panics_total").increment(1);
+    ApiError::new(
+        ErrorCode::Internal,
+        "internal error; the request id identifies it in the server log",
+    )
+    .into_response()
+}

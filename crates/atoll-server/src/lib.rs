@@ -1,0 +1,270 @@
+//! The composition root of Atoll: it builds the stores from the configuration,
+//! mounts every module's router behind the shared HTTP layer, and runs the server
+//! until a shutdown signal, then drains and flushes.
+//!
+//! Only this crate knows every module. Module crates know the platform and the
+//! storage traits, never each other, and never this crate.
+
+mod api;
+pub mod config;
+pub mod demo;
+mod device_api;
+mod http;
+mod ops;
+mod state;
+
+pub use config::Config;
+
+use crate::http::context::{panic_response, request_context, Limits};
+use crate::http::rate_limit::AppRateLimiter;
+use crate::http::ApiError;
+use anyhow::Context;
+use atoll_core::clock::{Clock, SystemClock};
+use atoll_platform::{NonceStore, PlatformService, PlatformSettings};
+use atoll_protocol::ErrorCode;
+use atoll_store::{BlobStore, MemoryBus, MetaStore, MetaStoreOptions};
+use axum::response::IntoResponse;
+use axum::Router;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use state::AppState;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+
+const NONCE_SNAPSHOT: &str = "nonces.snapshot";
+
+/// A node that has opened its stores and bound its port, ready to serve.
+#[derive(Debug)]
+pub struct Node {
+    state: AppState,
+    listener: TcpListener,
+    public_url: String,
+    data_dir: PathBuf,
+}
+
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("seconds".into()),
+            &[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ],
+        )?
+        .build_recorder();
+    let handle = recorder.handle();
+    // A second node in the same process (tests) shares the first one's recorder.
+    if metrics::set_global_recorder(recorder).is_ok() {
+        let _ = HANDLE.set(handle.clone());
+    }
+    Ok(HANDLE.get().cloned().unwrap_or(handle))
+}
+
+impl Node {
+    /// Opens the stores named by `config` and binds its listen address.
+    pub async fn start(config: Config) -> anyhow::Result<Node> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
+        let first_start =
+            !config.data_dir.join("meta.db").exists() && config.database_url.is_empty();
+        let store = MetaStore::open(
+            &config.effective_database_url(),
+            &MetaStoreOptions::default(),
+        )
+        .await
+        .context("cannot open the metadata store")?;
+        let blobs = BlobStore::local(&config.data_dir.join("blobs"))
+            .context("cannot open the blob store")?;
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let public_url = config.effective_public_url(listener.local_addr()?);
+        let nonces = NonceStore::restore(
+            config.device.nonce_capacity,
+            &config.data_dir.join(NONCE_SNAPSHOT),
+            clock.now_secs(),
+            first_start,
+        );
+        let platform = PlatformService::new(
+            store,
+            clock,
+            PlatformSettings {
+                public_url: public_url.clone(),
+                signature_window_secs: config.device.signature_window_secs,
+                nonce_capacity: config.device.nonce_capacity,
+                session_ttl_secs: config.admin.session_ttl_hours * 3600,
+            },
+            nonces,
+        );
+        let state = AppState {
+            limiter: AppRateLimiter::new(
+                config.device.rate_per_app_per_sec,
+                config.device.rate_burst_per_app,
+            ),
+            metrics: metrics_handle()?,
+            blobs,
+            bus: Arc::new(MemoryBus::new()),
+            platform,
+            config: Arc::new(config.clone()),
+        };
+        Ok(Node {
+            state,
+            listener,
+            public_url,
+            data_dir: config.data_dir,
+        })
+    }
+
+    /// The address the node is bound to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The URL devices and browsers reach this node at.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The platform service (for seeding demo data).
+    pub fn platform(&self) -> &PlatformService {
+        &self.state.platform
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    fn router(&self) -> Router {
+        let config = &self.state.config;
+        let (api, openapi) = api::router();
+        let limits = Limits {
+            in_flight: Arc::new(Semaphore::new(config.http.max_concurrent_requests.max(1))),
+            timeout: Duration::from_secs(config.http.request_timeout_secs.max(1)),
+        };
+        let console = atoll_console::router(atoll_console::ConsoleState::new(
+            self.state.platform.clone(),
+        ));
+        Router::new()
+            .merge(api.layer(axum::extract::DefaultBodyLimit::max(
+                config.admin.max_body_bytes,
+            )))
+            .merge(device_api::router())
+            .merge(ops::router(Arc::new(openapi)))
+            .with_state(self.state.clone())
+            .merge(console)
+            .fallback(|| async {
+                ApiError::new(ErrorCode::NotFound, "no such route").into_response()
+            })
+            .method_not_allowed_fallback(|| async {
+                ApiError::new(
+                    ErrorCode::MethodNotAllowed,
+                    "this route does not take this method",
+                )
+                .into_response()
+            })
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(axum::middleware::from_fn_with_state(
+                limits,
+                request_context,
+            ))
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
+    /// requests finish (up to the drain timeout), saves the nonce memory and
+    /// closes the stores.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = self.router();
+        let stop = CancellationToken::new();
+        let background = spawn_housekeeping(self.state.platform.clone(), stop.clone());
+        let server = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let mut server = tokio::spawn(async move { server.await });
+        tokio::select! {
+            outcome = &mut server => {
+                outcome.context("server task failed")?.context("server failed")?;
+            }
+            () = shutdown => {
+                tracing::info!("shutdown requested: draining in-flight requests");
+                stop.cancel();
+                let drain = Duration::from_secs(self.state.config.http.drain_timeout_secs);
+                match tokio::time::timeout(drain, &mut server).await {
+                    Ok(outcome) => outcome.context("server task failed")?.context("server failed")?,
+                    Err(_) => {
+                        tracing::warn!(?drain, "drain timed out; closing remaining connections");
+                        server.abort();
+                    }
+                }
+            }
+        }
+        stop.cancel();
+        let _ = background.await;
+        let snapshot = self.data_dir.join(NONCE_SNAPSHOT);
+        if let Err(error) = self.state.platform.verifier().nonces().save(&snapshot) {
+            tracing::warn!(%error, "could not save the nonce snapshot; the next start fences old timestamps");
+        }
+        self.state.platform.store().close().await;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+fn spawn_housekeeping(
+    platform: PlatformService,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    match platform.purge_expired_sessions().await {
+                        Ok(purged) if purged > 0 => tracing::info!(purged, "expired sessions purged"),
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(%error, "session purge failed"),
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

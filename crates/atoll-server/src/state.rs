@@ -1,0 +1,33 @@
+//! What every handler can reach.
+
+use crate::config::Config;
+use crate::http::rate_limit::AppRateLimiter;
+use atoll_platform::PlatformService;
+use atoll_store::{BlobStore, Bus};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+
+/// Shared state of the HTTP server.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// Tenancy, users, devices.
+    pub platform: PlatformService,
+    /// Per-app device request limits.
+    pub limiter: AppRateLimiter,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Content-addressed blobs.
+    pub blobs: BlobStore,
+    /// Publish/subscribe between modules and nodes.
+    pub bus: Arc<dyn Bus>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
