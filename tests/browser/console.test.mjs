@@ -1,0 +1,319 @@
+// End-to-end test of the Atoll console in a real browser.
+//
+// Starts the real binary (`atoll demo` on port 0 with a fresh data folder), drives
+// Debian's chromium through playwright-core, and checks what a first-time user
+// does: log in (after a wrong password), create an app and read its secret, open
+// the app, create an API token, read the audit log. The app page is saved as
+// test-results/app.png for a person to look at.
+//
+// Run: ATOLL_BIN=/path/to/target/debug/atoll node --test
+// Optional: CHROMIUM=/path/to/chromium (default /usr/bin/chromium);
+// SCREENSHOTS=1 also saves every visited page to test-results/, for reviewing the look.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createHash, createHmac, randomBytes } from "node:crypto";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const resultsDir = path.join(here, "test-results");
+const EMAIL = "admin@demo.atoll";
+const STARTUP_TIMEOUT_MS = 30_000;
+
+let server; // { child, url, password, dataDir, output }
+let browser;
+
+/// Starts `atoll demo` and resolves once it printed its password and address.
+function startServer(bin) {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "atoll-browser-"));
+  const child = spawn(
+    bin,
+    ["demo", "--listen", "127.0.0.1:0", "--data-dir", dataDir],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ATOLL_LOG_LEVEL: "warn" } },
+  );
+  const output = { stdout: "", stderr: "" };
+  child.stderr.on("data", (chunk) => {
+    output.stderr = (output.stderr + chunk).slice(-20_000);
+  });
+  return new Promise((resolve, reject) => {
+    let password;
+    const fail = (message) => {
+      clearTimeout(timer);
+      child.kill("SIGKILL");
+      reject(new Error(`${message}\n--- stdout ---\n${output.stdout}\n--- stderr ---\n${output.stderr}`));
+    };
+    const timer = setTimeout(
+      () => fail(`atoll did not print "listening on" within ${STARTUP_TIMEOUT_MS} ms`),
+      STARTUP_TIMEOUT_MS,
+    );
+    child.on("error", (error) => fail(`cannot start ${bin}: ${error.message}`));
+    child.on("exit", (code, signal) => fail(`atoll exited early (code ${code}, signal ${signal})`));
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (chunk) => {
+      output.stdout += chunk;
+      password ??= output.stdout.match(/^\s*Password\s+(\S+)\s*$/m)?.[1];
+      const url = output.stdout.match(/^listening on (http:\/\/\S+)\s*$/m)?.[1];
+      if (url) {
+        clearTimeout(timer);
+        child.removeAllListeners("exit");
+        if (!password) {
+          fail("atoll did not print the demo password");
+          return;
+        }
+        resolve({ child, url, password, dataDir, output });
+      }
+    });
+  });
+}
+
+function stopServer() {
+  if (!server) return Promise.resolve();
+  const { child, dataDir } = server;
+  server = undefined;
+  return new Promise((resolve) => {
+    const done = () => {
+      rmSync(dataDir, { recursive: true, force: true });
+      resolve();
+    };
+    if (child.exitCode !== null || child.signalCode !== null) return done();
+    const killer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+    child.once("exit", () => {
+      clearTimeout(killer);
+      done();
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+/// Sends one signed device request (DESIGN.md §3, atoll-protocol's signing.rs),
+/// so the console has a device to show.
+async function deviceCall(base, { appKey, appSecret, deviceId }, path, payload) {
+  const body = Buffer.from(JSON.stringify(payload));
+  const timestamp = Math.floor(Date.now() / 1000);
+  const nonce = randomBytes(16).toString("hex");
+  const canonical = [
+    "ATOLL-HMAC-SHA256", appKey, deviceId, "POST", path, "", timestamp, nonce,
+    createHash("sha256").update(body).digest("hex"),
+  ].join("\n");
+  const response = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-atoll-app-key": appKey,
+      "x-atoll-device-id": deviceId,
+      "x-atoll-timestamp": String(timestamp),
+      "x-atoll-nonce": nonce,
+      "x-atoll-signature": createHmac("sha256", appSecret).update(canonical).digest("hex"),
+    },
+    body,
+  });
+  assert.equal(response.status, 200, `${path}: ${await response.text()}`);
+}
+
+// Never leave a server behind, even if the runner is interrupted.
+process.on("exit", () => server?.child.kill("SIGKILL"));
+
+before(async () => {
+  const bin = process.env.ATOLL_BIN;
+  if (!bin) {
+    throw new Error(
+      "Set ATOLL_BIN to the atoll binary, e.g. ATOLL_BIN=$CARGO_TARGET_DIR/debug/atoll node --test " +
+        "(the cargo target folder may be outside the repository, so there is no default).",
+    );
+  }
+  if (!existsSync(bin)) throw new Error(`ATOLL_BIN=${bin} does not exist; build it with cargo build -p atoll`);
+  const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+  if (!existsSync(executablePath)) {
+    throw new Error(`no chromium at ${executablePath}; install it (apt-get install chromium) or set CHROMIUM`);
+  }
+  mkdirSync(resultsDir, { recursive: true });
+  server = await startServer(bin);
+  browser = await chromium.launch({
+    executablePath,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  browser = undefined;
+  await stopServer();
+});
+
+test("a first-time user sets up an app in the console", async (t) => {
+  const base = server.url;
+  const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  const sessionCookie = async () => {
+    const cookie = (await context.cookies(base)).find((c) => c.name === "atoll_session");
+    assert.ok(cookie, "the session cookie is set");
+    assert.ok(cookie.httpOnly, "the session cookie is HttpOnly");
+    return `atoll_session=${cookie.value}`;
+  };
+  let appKey;
+  let appSecret;
+  const snap = async (name) => {
+    if (process.env.SCREENSHOTS) await page.screenshot({ path: path.join(resultsDir, `${name}.png`), fullPage: true });
+  };
+
+  try {
+    await t.test("a page without a session leads to the login form", async () => {
+      await page.goto(`${base}/w/demo/apps`);
+      assert.match(new URL(page.url()).pathname, /^\/login$/);
+      await page.locator("h1", { hasText: "Log in" }).waitFor();
+    });
+
+    await t.test("a wrong password is refused with a message", async () => {
+      await page.fill("input[name=email]", EMAIL);
+      await page.fill("input[name=password]", "not-the-password");
+      await page.click("button[type=submit]");
+      await page.locator(".flash-error", { hasText: "Wrong email or password" }).waitFor();
+      assert.equal(new URL(page.url()).pathname, "/login");
+      await snap("login-error");
+    });
+
+    await t.test("the right password logs in and returns to the page asked for", async () => {
+      await page.fill("input[name=password]", server.password);
+      await Promise.all([page.waitForURL(`${base}/w/demo/apps`), page.click("button[type=submit]")]);
+      await page.locator(".account-email", { hasText: EMAIL }).waitFor();
+      await sessionCookie();
+    });
+
+    await t.test("creating an app shows its SDK configuration once", async () => {
+      await page.fill("input[name=name]", "Browser Test App");
+      for (const platform of ["android", "ios", "harmony", "web", "miniprogram"]) {
+        const box = page.locator(`input[name=platform][value=${platform}]`);
+        if (platform === "android" || platform === "ios") await box.check();
+        else await box.uncheck();
+      }
+      await page.click("#create button[type=submit]");
+      const created = page.locator("#created-app");
+      await created.waitFor();
+      appKey = (await page.textContent("#created-app-key")).trim();
+      appSecret = (await page.textContent("#created-app-secret")).trim();
+      assert.match(appKey, /^ak_[0-9a-f]+$/);
+      assert.match(appSecret, /^as_/);
+      assert.match(await created.textContent(), /shown only once/);
+      assert.match(await page.textContent("#created-config"), new RegExp(`app_secret = "${appSecret}"`));
+      await snap("app-created");
+    });
+
+    await t.test("the app page shows the key; the admin API returns the same secret", async () => {
+      await page.goto(`${base}/w/demo/apps/${appKey}`);
+      assert.equal((await page.textContent("#app-key")).trim(), appKey);
+      assert.match(await page.textContent("h1"), /Browser Test App/);
+      assert.equal(await page.locator("#app-secret").count(), 0, "the secret stays hidden until revealed");
+      const response = await fetch(`${base}/api/v1/workspaces/demo/apps/${appKey}/sdk-config`, {
+        headers: { cookie: await sessionCookie() },
+      });
+      assert.equal(response.status, 200);
+      const config = await response.json();
+      assert.equal(config.app_key, appKey);
+      assert.equal(config.app_secret, appSecret);
+      assert.equal(config.server_url, base);
+    });
+
+    await t.test("a device registered by the SDK can be looked up", async () => {
+      const device = { appKey, appSecret, deviceId: "browser-device-1" };
+      await deviceCall(base, device, "/device/v1/register", {
+        platform: "android", os: "Android", os_version: "14", model: "Pixel 8", app_version: "1.2.0",
+      });
+      await deviceCall(base, device, "/device/v1/bind", { user_id: "user-42" });
+      await deviceCall(base, device, "/device/v1/push-token", { channel: "fcm", token: "fcm-token-abc" });
+      await page.reload();
+      await page.locator("table", { hasText: "browser-device-1" }).waitFor();
+      await page.fill("input[name=device_id]", "browser-device-1");
+      await Promise.all([
+        page.waitForURL(`${base}/w/demo/apps/${appKey}/devices/browser-device-1`),
+        page.click("button:has-text('Find device')"),
+      ]);
+      const text = await page.textContent("main");
+      for (const expected of ["Pixel 8", "1.2.0", "user-42", "fcm-token-abc"]) assert.ok(text.includes(expected), expected);
+      await snap("device");
+      await Promise.all([page.waitForURL(`${base}/w/demo/apps/${appKey}/users/user-42`), page.click("a:has-text('user-42')")]);
+      await page.locator("main", { hasText: "most recent device" }).waitFor();
+      await snap("app-user");
+      await page.goto(`${base}/w/demo/apps/${appKey}`);
+    });
+
+    await t.test("an admin can reveal the secret on the app page", async () => {
+      await page.click("form[action$='/reveal-secret'] button");
+      await page.locator("#app-secret").waitFor();
+      assert.equal((await page.textContent("#app-secret")).trim(), appSecret);
+      await page.goto(`${base}/w/demo/apps/${appKey}`); // hidden again on the next visit
+      await page.screenshot({ path: path.join(resultsDir, "app.png"), fullPage: true });
+    });
+
+    await t.test("an API token is created, shown once, and listed", async () => {
+      await page.click("nav a:has-text('API tokens')");
+      await page.waitForURL(`${base}/w/demo/tokens`);
+      await page.fill("input[name=name]", "browser-token");
+      await page.check("input[name=scope][value=read]");
+      await page.click("form[action$='/tokens'] button[type=submit]");
+      await page.locator("#created-token").waitFor();
+      assert.match((await page.textContent("#created-token-secret")).trim(), /^atk_/);
+      await page.locator("#tokens", { hasText: "browser-token" }).waitFor();
+      await snap("token-created");
+    });
+
+    await t.test("a change without the form's CSRF token is refused", async () => {
+      const response = await fetch(`${base}/w/demo/tokens`, {
+        method: "POST",
+        headers: { cookie: await sessionCookie(), "content-type": "application/x-www-form-urlencoded" },
+        body: "name=forged&scope=admin",
+        redirect: "manual",
+      });
+      assert.equal(response.status, 403);
+      // (goto, not reload: reloading the creation page would post its form again)
+      await page.goto(`${base}/w/demo/tokens`);
+      const rows = page.locator("#tokens tbody tr");
+      assert.equal(await rows.count(), 1, "only the token made through the form exists");
+      assert.match(await rows.first().textContent(), /browser-token/);
+    });
+
+    await t.test("the audit log lists the changes", async () => {
+      await page.click("nav a:has-text('Audit log')");
+      await page.waitForURL(`${base}/w/demo/audit`);
+      const log = page.locator("#audit");
+      await log.waitFor();
+      const text = await log.textContent();
+      assert.match(text, /app\.create/);
+      assert.match(text, /token\.create/);
+      assert.match(text, new RegExp(appKey));
+      await snap("audit");
+      if (process.env.SCREENSHOTS) {
+        for (const [name, address] of [["overview", "/w/demo"], ["members", "/w/demo/members"], ["devices", "/w/demo/devices"], ["not-found", "/w/demo/nope"], ["new-workspace", "/workspaces/new"]]) {
+          await page.goto(`${base}${address}`);
+          await snap(name);
+        }
+      }
+    });
+
+    await t.test("logging out ends the session", async () => {
+      const cookie = await sessionCookie();
+      await Promise.all([page.waitForURL(`${base}/login`), page.click("form[action='/logout'] button")]);
+      const response = await fetch(`${base}/api/v1/workspaces/demo/apps`, { headers: { cookie } });
+      assert.equal(response.status, 401);
+    });
+  } catch (error) {
+    await page.screenshot({ path: path.join(resultsDir, "failure.png"), fullPage: true }).catch(() => {});
+    throw error;
+  } finally {
+    await context.close();
+  }
+});
