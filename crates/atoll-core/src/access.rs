@@ -88,7 +88,7 @@ pub fn grants(standing: &Standing, requirement: Requirement) -> bool {
             (has("admin") && requirement.access <= Access::Admin)
                 || (requirement.access == Access::Read && has("read"))
                 || (requirement.access == Access::Write
-                    && requirement.scope.is_some_and(|scope| has(scope)))
+                    && requirement.scope.is_some_and(has))
         }
     }
 }

@@ -22,7 +22,7 @@ use anyhow::Context;
 use atoll_core::clock::{Clock, SystemClock};
 use atoll_platform::{NonceStore, PlatformService, PlatformSettings};
 use atoll_protocol::ErrorCode;
-use atoll_store::{BlobStore, MemoryBus, MetaStore, MetaStoreOptions};
+use atoll_store::{BlobStore, MetaStore, MetaStoreOptions};
 use axum::response::IntoResponse;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -114,7 +114,6 @@ impl Node {
             ),
             metrics: metrics_handle()?,
             blobs,
-            bus: Arc::new(MemoryBus::new()),
             platform,
             config: Arc::new(config.clone()),
         };
