@@ -15,6 +15,19 @@ mod state;
 
 pub use config::Config;
 
+/// Entry points for the fuzz targets in `fuzz/`: the parsers of untrusted input.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Inflates a device request body as the device API does, within `limit`.
+    pub fn decode_device_body(
+        encoding: Option<&str>,
+        body: bytes::Bytes,
+        limit: usize,
+    ) -> Result<bytes::Bytes, atoll_protocol::ErrorCode> {
+        crate::http::body::decode_body(encoding, body, limit).map_err(|error| error.code)
+    }
+}
+
 use crate::http::context::{panic_response, request_context, Limits};
 use crate::http::rate_limit::AppRateLimiter;
 use crate::http::ApiError;

@@ -487,3 +487,56 @@ async fn members_cannot_grant_more_than_they_hold_and_the_last_owner_stays() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn bodies_cannot_smuggle_tenant_or_role_fields() {
+    let server = TestServer::start().await;
+    let root = server.admin().await;
+    let app = server.demo.app_key.clone();
+    let me = root.me().await.unwrap().user.unwrap();
+    let attempts = [
+        (
+            "PATCH",
+            format!("/api/v1/workspaces/demo/apps/{app}"),
+            json!({"name": "x", "workspace": "other"}),
+        ),
+        (
+            "PATCH",
+            "/api/v1/workspaces/demo".to_owned(),
+            json!({"name": "x", "id": "ws_other"}),
+        ),
+        (
+            "POST",
+            "/api/v1/workspaces/demo/apps".to_owned(),
+            json!({"name": "x", "platforms": ["ios"], "app_key": "ak_chosen"}),
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/workspaces/demo/members/{}", me.id),
+            json!({"role": "owner", "instance_admin": true}),
+        ),
+        (
+            "POST",
+            "/api/v1/workspaces/demo/tokens".to_owned(),
+            json!({"name": "t", "scopes": ["read"], "workspace_id": "ws_other"}),
+        ),
+    ];
+    for (method, path, body) in attempts {
+        let (status, answer) = root.raw(method, &path, Some(&body)).await.unwrap();
+        assert_eq!(status, 400, "{method} {path}: {answer}");
+        assert_eq!(answer["code"], "invalid_request", "{answer}");
+        assert!(
+            answer["detail"].as_str().unwrap().contains("unknown field"),
+            "{answer}"
+        );
+    }
+    let (status, answer) = root
+        .raw("POST", "/api/v1/workspaces", Some(&json!("not an object")))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert_eq!(root.get_app("demo", &app).await.unwrap().name, "Demo Shop");
+}
