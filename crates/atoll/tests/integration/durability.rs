@@ -105,3 +105,37 @@ impl TestServer {
         wait_with_timeout(&mut child, Duration::from_secs(30))
     }
 }
+
+#[tokio::test]
+async fn the_same_binary_runs_on_postgresql_and_keeps_acknowledged_writes() {
+    let database = atoll_store::conformance::TestDatabase::postgres()
+        .await
+        .unwrap();
+    let mut server = TestServer::start_with_env(&[("ATOLL_DATABASE_URL", &database.url)]).await;
+    let admin = server.admin().await;
+    let (device, _dir) = server.device();
+    device.register(&RegisterRequest::default()).await.unwrap();
+    device.bind_user("pg-user").await.unwrap();
+    admin
+        .create_workspace("on-postgres", "On PostgreSQL")
+        .await
+        .unwrap();
+
+    server.kill9();
+    server.restart().await;
+
+    let admin = server.admin().await;
+    assert!(admin
+        .list_workspaces()
+        .await
+        .unwrap()
+        .iter()
+        .any(|w| w.slug == "on-postgres"));
+    let stored = admin
+        .get_device("demo", &server.demo.app_key, device.device_id())
+        .await
+        .unwrap();
+    assert_eq!(stored.user_id.as_deref(), Some("pg-user"));
+    drop(server);
+    database.cleanup().await.unwrap();
+}
