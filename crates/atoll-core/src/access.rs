@@ -87,8 +87,7 @@ pub fn grants(standing: &Standing, requirement: Requirement) -> bool {
             // `admin` tokens manage the workspace but never own it.
             (has("admin") && requirement.access <= Access::Admin)
                 || (requirement.access == Access::Read && has("read"))
-                || (requirement.access == Access::Write
-                    && requirement.scope.is_some_and(|scope| has(scope)))
+                || (requirement.access == Access::Write && requirement.scope.is_some_and(has))
         }
     }
 }

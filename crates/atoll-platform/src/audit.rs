@@ -34,10 +34,11 @@ pub(crate) async fn write(tx: &mut WriteTx, at: i64, record: AuditRecord<'_>) ->
 }
 
 impl PlatformService {
-    /// Records a mutation made in `ctx`'s workspace.
-    pub(crate) async fn audit(
+    /// Records a mutation made in `ctx`'s workspace and commits it with the change:
+    /// the entry exists exactly when the change does.
+    pub(crate) async fn commit_audited(
         &self,
-        tx: &mut WriteTx,
+        mut tx: WriteTx,
         ctx: &WorkspaceContext,
         action: &str,
         object_type: &str,
@@ -45,7 +46,7 @@ impl PlatformService {
         summary: serde_json::Value,
     ) -> Result<()> {
         write(
-            tx,
+            &mut tx,
             self.now(),
             AuditRecord {
                 workspace_id: Some(&ctx.workspace_id),
@@ -56,7 +57,9 @@ impl PlatformService {
                 summary,
             },
         )
-        .await
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The newest audit entries of a workspace, before entry `before` when paging.

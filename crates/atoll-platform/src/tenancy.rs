@@ -169,8 +169,8 @@ impl PlatformService {
             principal: principal.clone(),
             standing: Standing::Role(Role::Owner),
         };
-        self.audit(
-            &mut tx,
+        self.commit_audited(
+            tx,
             &ctx,
             "workspace.create",
             "workspace",
@@ -178,7 +178,6 @@ impl PlatformService {
             json!({"after": {"slug": workspace.slug, "name": workspace.name}}),
         )
         .await?;
-        tx.commit().await?;
         Ok(workspace)
     }
 
@@ -218,8 +217,8 @@ impl PlatformService {
             .bind(&ctx.workspace_id)
             .execute(&mut **tx)
             .await?;
-        self.audit(
-            &mut tx,
+        self.commit_audited(
+            tx,
             &ctx,
             "workspace.update",
             "workspace",
@@ -227,7 +226,6 @@ impl PlatformService {
             json!({"before": {"name": before.name}, "after": {"name": request.name.trim()}}),
         )
         .await?;
-        tx.commit().await?;
         self.workspace_of(&ctx).await
     }
 
@@ -341,8 +339,8 @@ impl PlatformService {
         .bind(now)
         .execute(&mut **tx)
         .await?;
-        self.audit(
-            &mut tx,
+        self.commit_audited(
+            tx,
             &ctx,
             "app.create",
             "app",
@@ -350,7 +348,6 @@ impl PlatformService {
             json!({"after": {"name": app.name, "platforms": app.platforms}}),
         )
         .await?;
-        tx.commit().await?;
         Ok(AppWithSecret {
             sdk_config: self.sdk_config(&app, Some(secret)),
             app,
@@ -386,8 +383,8 @@ impl PlatformService {
             .bind(&before.id)
             .execute(&mut **tx)
             .await?;
-        self.audit(
-            &mut tx,
+        self.commit_audited(
+            tx,
             &ctx,
             "app.update",
             "app",
@@ -398,7 +395,6 @@ impl PlatformService {
             }),
         )
         .await?;
-        tx.commit().await?;
         Ok(App {
             name,
             platforms,
@@ -415,8 +411,8 @@ impl PlatformService {
             .bind(&before.id)
             .execute(&mut **tx)
             .await?;
-        self.audit(
-            &mut tx,
+        self.commit_audited(
+            tx,
             &ctx,
             "app.delete",
             "app",
@@ -424,7 +420,6 @@ impl PlatformService {
             json!({"before": {"name": before.app.name}}),
         )
         .await?;
-        tx.commit().await?;
         self.verifier().forget_app(app_key);
         Ok(())
     }
@@ -460,8 +455,8 @@ impl PlatformService {
         .bind(&before.id)
         .execute(&mut **tx)
         .await?;
-        self.audit(
-            &mut tx,
+        self.commit_audited(
+            tx,
             &ctx,
             "app.rotate_secret",
             "app",
@@ -469,7 +464,6 @@ impl PlatformService {
             json!({"after": {"grace_seconds": grace_secs}}),
         )
         .await?;
-        tx.commit().await?;
         self.verifier().forget_app(app_key);
         let app = App {
             secret_rotated_at: now,
@@ -559,8 +553,8 @@ impl PlatformService {
         if inserted.rows_affected() == 0 {
             return Err(Error::Conflict(format!("{email} is already a member")));
         }
-        self.audit(
-            &mut tx,
+        self.commit_audited(
+            tx,
             &ctx,
             "member.add",
             "member",
@@ -568,7 +562,6 @@ impl PlatformService {
             json!({"after": {"email": email, "role": request.role}}),
         )
         .await?;
-        tx.commit().await?;
         Ok(Member {
             user,
             role: request.role,
@@ -630,8 +623,8 @@ impl PlatformService {
             .bind(user_id)
             .execute(&mut **tx)
             .await?;
-        self.audit(
-            &mut tx,
+        self.commit_audited(
+            tx,
             &ctx,
             "member.update",
             "member",
@@ -639,7 +632,6 @@ impl PlatformService {
             json!({"before": {"role": current}, "after": {"role": request.role}}),
         )
         .await?;
-        tx.commit().await?;
         self.list_members(principal, slug)
             .await?
             .into_iter()
@@ -666,8 +658,8 @@ impl PlatformService {
             .bind(user_id)
             .execute(&mut **tx)
             .await?;
-        self.audit(
-            &mut tx,
+        self.commit_audited(
+            tx,
             &ctx,
             "member.remove",
             "member",
@@ -675,7 +667,6 @@ impl PlatformService {
             json!({"before": {"role": current}}),
         )
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -755,16 +746,11 @@ impl PlatformService {
         .bind(expires_at)
         .execute(&mut **tx)
         .await?;
-        self.audit(
-            &mut tx,
-            &ctx,
+        self.commit_audited(tx, &ctx,
             "token.create",
             "token",
             &token.id,
-            json!({"after": {"name": token.name, "scopes": token.scopes, "expires_at": expires_at}}),
-        )
-        .await?;
-        tx.commit().await?;
+            json!({"after": {"name": token.name, "scopes": token.scopes, "expires_at": expires_at}})).await?;
         Ok(TokenWithSecret { token, secret })
     }
 
@@ -788,9 +774,8 @@ impl PlatformService {
         if revoked.rows_affected() == 0 {
             return Err(Error::NotFound(format!("token '{token_id}'")));
         }
-        self.audit(&mut tx, &ctx, "token.revoke", "token", token_id, json!({}))
+        self.commit_audited(tx, &ctx, "token.revoke", "token", token_id, json!({}))
             .await?;
-        tx.commit().await?;
         Ok(())
     }
 

@@ -10,8 +10,8 @@ pub enum Error {
     Api {
         /// HTTP status.
         status: u16,
-        /// The problem document.
-        problem: Problem,
+        /// The problem document (boxed: errors stay small on the happy path).
+        problem: Box<Problem>,
         /// `Retry-After`, in seconds.
         retry_after_secs: Option<u64>,
     },
@@ -73,7 +73,7 @@ pub(crate) async fn check(response: reqwest::Response) -> Result<reqwest::Respon
     });
     Err(Error::Api {
         status: status.as_u16(),
-        problem,
+        problem: Box::new(problem),
         retry_after_secs,
     })
 }

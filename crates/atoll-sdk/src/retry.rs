@@ -72,7 +72,7 @@ mod tests {
     fn api(status: u16, retry_after_secs: Option<u64>) -> Error {
         Error::Api {
             status,
-            problem: Problem::new(ErrorCode::RateLimited, "x"),
+            problem: Box::new(Problem::new(ErrorCode::RateLimited, "x")),
             retry_after_secs,
         }
     }

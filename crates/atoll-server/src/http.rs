@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod context;
 pub mod error;
+pub mod extract;
 pub mod rate_limit;
 
 pub use error::{ApiError, ApiResult};

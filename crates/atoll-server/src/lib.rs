@@ -15,6 +15,19 @@ mod state;
 
 pub use config::Config;
 
+/// Entry points for the fuzz targets in `fuzz/`: the parsers of untrusted input.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Inflates a device request body as the device API does, within `limit`.
+    pub fn decode_device_body(
+        encoding: Option<&str>,
+        body: bytes::Bytes,
+        limit: usize,
+    ) -> Result<bytes::Bytes, atoll_protocol::ErrorCode> {
+        crate::http::body::decode_body(encoding, body, limit).map_err(|error| error.code)
+    }
+}
+
 use crate::http::context::{panic_response, request_context, Limits};
 use crate::http::rate_limit::AppRateLimiter;
 use crate::http::ApiError;
@@ -22,7 +35,7 @@ use anyhow::Context;
 use atoll_core::clock::{Clock, SystemClock};
 use atoll_platform::{NonceStore, PlatformService, PlatformSettings};
 use atoll_protocol::ErrorCode;
-use atoll_store::{BlobStore, MemoryBus, MetaStore, MetaStoreOptions};
+use atoll_store::{BlobStore, MetaStore, MetaStoreOptions};
 use axum::response::IntoResponse;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -114,7 +127,6 @@ impl Node {
             ),
             metrics: metrics_handle()?,
             blobs,
-            bus: Arc::new(MemoryBus::new()),
             platform,
             config: Arc::new(config.clone()),
         };

@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::http::rate_limit::AppRateLimiter;
 use atoll_platform::PlatformService;
-use atoll_store::{BlobStore, Bus};
+use atoll_store::BlobStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 
@@ -20,8 +20,6 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Content-addressed blobs.
     pub blobs: BlobStore,
-    /// Publish/subscribe between modules and nodes.
-    pub bus: Arc<dyn Bus>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -58,10 +58,13 @@ pub fn subject_matches(pattern: &str, subject: &str) -> bool {
     }
 }
 
+/// One subscription's pattern and queue.
+type Subscriber = (String, mpsc::Sender<BusMessage>);
+
 /// The in-process bus of a single node.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryBus {
-    subscribers: Arc<RwLock<Vec<(String, mpsc::Sender<BusMessage>)>>>,
+    subscribers: Arc<RwLock<Vec<Subscriber>>>,
 }
 
 impl MemoryBus {

@@ -190,6 +190,8 @@ async fn durability_is_configured(store: &MetaStore) -> Result<()> {
 pub struct TestDatabase {
     /// The store, migrated.
     pub store: MetaStore,
+    /// The database URL (for starting a server on the same database).
+    pub url: String,
     admin_url: Option<String>,
     name: String,
     _dir: Option<tempfile_dir::TempDir>,
@@ -219,10 +221,11 @@ impl TestDatabase {
             std::env::temp_dir().join(format!("atoll-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)
             .map_err(|error| crate::Error::Durability(error.to_string()))?;
-        let store =
-            MetaStore::open_sqlite(&dir.join("meta.db"), &MetaStoreOptions::default()).await?;
+        let url = MetaStore::sqlite_url_for(&dir.join("meta.db"));
+        let store = MetaStore::open(&url, &MetaStoreOptions::default()).await?;
         Ok(TestDatabase {
             store,
+            url,
             admin_url: None,
             name: String::new(),
             _dir: Some(tempfile_dir::TempDir(dir)),
@@ -250,6 +253,7 @@ impl TestDatabase {
         let store = MetaStore::open(&url, &options).await?;
         Ok(TestDatabase {
             store,
+            url,
             admin_url: Some(admin_url),
             name,
             _dir: None,

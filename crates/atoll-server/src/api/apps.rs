@@ -1,13 +1,16 @@
 //! Apps and their secrets.
 
 use crate::http::auth::Caller;
-use crate::http::ApiResult;
+use crate::http::extract::Json;
+use crate::http::extract::Path;
+use crate::http::{ApiError, ApiResult};
 use crate::state::AppState;
 use atoll_protocol::admin::{App, AppWithSecret, CreateApp, RotateSecret, SdkConfig, UpdateApp};
+use atoll_protocol::ErrorCode;
 use atoll_protocol::Problem;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
+use bytes::Bytes;
 
 /// Apps of a workspace.
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace}/apps", tag = "apps", security(("bearer" = [])),
@@ -102,9 +105,19 @@ pub(crate) async fn rotate_secret(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path((workspace, app)): Path<(String, String)>,
-    body: Option<Json<RotateSecret>>,
+    body: Bytes,
 ) -> ApiResult<Json<AppWithSecret>> {
-    let request = body.map(|Json(request)| request).unwrap_or_default();
+    // The body is optional: an empty one means "no grace period".
+    let request: RotateSecret = if body.is_empty() {
+        RotateSecret::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("invalid JSON body: {error}"),
+            )
+        })?
+    };
     Ok(Json(
         state
             .platform

@@ -1,6 +1,7 @@
 //! Login, logout and "who am I".
 
 use crate::http::auth::Caller;
+use crate::http::extract::Json;
 use crate::http::{ApiError, ApiResult};
 use crate::state::AppState;
 use atoll_platform::Principal;
@@ -8,7 +9,6 @@ use atoll_protocol::admin::{LoginRequest, LoginResponse, Me};
 use atoll_protocol::{ErrorCode, Problem};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::Json;
 
 /// Exchanges an email and password for a bearer session token (used by the CLI).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,

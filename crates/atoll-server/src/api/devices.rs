@@ -1,12 +1,13 @@
 //! Device and user lookup.
 
 use crate::http::auth::Caller;
+use crate::http::extract::Json;
+use crate::http::extract::{Path, Query};
 use crate::http::ApiResult;
 use crate::state::AppState;
 use atoll_protocol::admin::{AppUser, Device};
 use atoll_protocol::Problem;
-use axum::extract::{Path, Query, State};
-use axum::Json;
+use axum::extract::State;
 use serde::Deserialize;
 
 /// Paging of device lists.

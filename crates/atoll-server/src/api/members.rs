@@ -1,13 +1,14 @@
 //! Members and roles.
 
 use crate::http::auth::Caller;
+use crate::http::extract::Json;
+use crate::http::extract::Path;
 use crate::http::ApiResult;
 use crate::state::AppState;
 use atoll_protocol::admin::{AddMember, Member, UpdateMember};
 use atoll_protocol::Problem;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 
 /// Members of a workspace.
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace}/members", tag = "members", security(("bearer" = [])),

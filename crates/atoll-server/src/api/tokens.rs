@@ -1,13 +1,14 @@
 //! API tokens.
 
 use crate::http::auth::Caller;
+use crate::http::extract::Json;
+use crate::http::extract::Path;
 use crate::http::ApiResult;
 use crate::state::AppState;
 use atoll_protocol::admin::{ApiToken, CreateToken, TokenWithSecret};
 use atoll_protocol::Problem;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 
 /// Live API tokens of a workspace (admins).
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace}/tokens", tag = "tokens", security(("bearer" = [])),

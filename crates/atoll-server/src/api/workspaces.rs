@@ -1,13 +1,14 @@
 //! Workspaces and their audit log.
 
 use crate::http::auth::Caller;
+use crate::http::extract::Json;
+use crate::http::extract::{Path, Query};
 use crate::http::ApiResult;
 use crate::state::AppState;
 use atoll_protocol::admin::{AuditEntry, CreateWorkspace, UpdateWorkspace, Workspace};
 use atoll_protocol::Problem;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
 
 /// Workspaces the caller can see.

@@ -110,3 +110,74 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     )
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+    use tower_http::catch_panic::CatchPanicLayer;
+
+    fn app(permits: usize) -> Router {
+        let limits = Limits {
+            in_flight: Arc::new(Semaphore::new(permits)),
+            timeout: Duration::from_secs(5),
+        };
+        Router::new()
+            .route("/boom", get(|| async { panic!("boom") as &str }))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(axum::middleware::from_fn_with_state(
+                limits,
+                request_context,
+            ))
+    }
+
+    async fn problem(response: Response) -> atoll_protocol::Problem {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_the_request_id() {
+        let request = axum::http::Request::get("/boom")
+            .header(REQUEST_ID_HEADER, "panic-1")
+            .body(Body::empty())
+            .unwrap();
+        let response = app(4).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()[REQUEST_ID_HEADER], "panic-1");
+        let problem = problem(response).await;
+        assert_eq!(problem.code, "internal");
+        assert_eq!(problem.request_id.as_deref(), Some("panic-1"));
+        // The router keeps serving.
+        let fine = app(4)
+            .oneshot(
+                axum::http::Request::get("/fine")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(fine.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_in_flight_cap_are_shed_with_retry_after() {
+        let response = app(0)
+            .oneshot(
+                axum::http::Request::get("/fine")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+        assert_eq!(problem(response).await.code, "unavailable");
+    }
+}

@@ -1,0 +1,101 @@
+//! The CLI against a running server.
+
+use crate::support::TestServer;
+use std::process::Command;
+
+fn atoll(server: &TestServer, config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_atoll"))
+        .args(args)
+        .env("ATOLL_CLI_CONFIG", config)
+        .env_remove("ATOLL_TOKEN")
+        .env("ATOLL_SERVER", &server.url)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_logs_in_and_manages_apps_tokens_and_devices() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("credentials.toml");
+    let (ok, _, stderr) = atoll(
+        &server,
+        &config,
+        &[
+            "login",
+            "--email",
+            "admin@demo.atoll",
+            "--password",
+            &server.demo.password,
+        ],
+    );
+    assert!(ok, "{stderr}");
+
+    let (ok, stdout, stderr) = atoll(&server, &config, &["app", "list"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("APP KEY"), "{stdout}");
+    assert!(stdout.contains("Demo Shop"));
+
+    let (ok, stdout, stderr) = atoll(
+        &server,
+        &config,
+        &["app", "create", "CLI App", "--platform", "ios", "--json"],
+    );
+    assert!(ok, "{stderr}");
+    let created: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(created["sdk_config"]["app_secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("as_"));
+
+    let (ok, stdout, _) = atoll(
+        &server,
+        &config,
+        &[
+            "token",
+            "create",
+            "deploy",
+            "--scope",
+            "push:send",
+            "--json",
+        ],
+    );
+    assert!(ok);
+    let token: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let token_id = token["token"]["id"].as_str().unwrap();
+    let (ok, stdout, _) = atoll(&server, &config, &["token", "list"]);
+    assert!(ok && stdout.contains("deploy"), "{stdout}");
+    let (ok, _, _) = atoll(&server, &config, &["token", "revoke", token_id]);
+    assert!(ok);
+
+    let (ok, _, stderr) = atoll(
+        &server,
+        &config,
+        &["device", "show", "nope", "--app", &server.demo.app_key],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("not_found (404)"),
+        "errors print their code: {stderr}"
+    );
+
+    let (ok, stdout, _) = atoll(
+        &server,
+        &config,
+        &["workspace", "create", "cli-made", "--name", "CLI made"],
+    );
+    assert!(ok, "{stdout}");
+    let (ok, stdout, _) = atoll(&server, &config, &["workspace", "list", "--json"]);
+    assert!(ok);
+    let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    let (ok, _, stderr) = atoll(&server, &config, &["app", "list"]);
+    assert!(!ok, "two workspaces need --workspace");
+    assert!(stderr.contains("--workspace"), "{stderr}");
+}

@@ -1,0 +1,11 @@
+//! Black-box tests: each starts the real `atoll` binary and drives it with
+//! `atoll-sdk`, as an app and an operator would.
+
+mod cli;
+mod device;
+mod durability;
+mod limits;
+mod ops;
+mod signatures;
+mod support;
+mod tenancy;
