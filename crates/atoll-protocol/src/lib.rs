@@ -10,5 +10,6 @@ pub mod admin;
 pub mod device;
 pub mod error;
 pub mod signing;
+pub mod time;
 
 pub use error::{ErrorCode, Problem};

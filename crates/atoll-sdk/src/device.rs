@@ -383,14 +383,10 @@ fn parse_http_date(text: &str) -> Option<i64> {
         .split(':')
         .map(|part| part.parse::<i64>().ok());
     let (hour, minute, second) = (clock.next()??, clock.next()??, clock.next()??);
-    // Days from civil date (Howard Hinnant's algorithm).
-    let shifted_year = if month <= 2 { year - 1 } else { year };
-    let era = shifted_year.div_euclid(400);
-    let year_of_era = shifted_year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
+    if !(1..=31).contains(&day) {
+        return None;
+    }
+    let days = atoll_protocol::time::days_from_civil(year, month, day as u32);
     Some(days * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
