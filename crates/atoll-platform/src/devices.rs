@@ -37,7 +37,43 @@ fn device_row(row: &AnyRow, app_key: &str) -> Result<Device, sqlx::Error> {
     })
 }
 
+/// How many devices an app has, and when one was last seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppDeviceCount {
+    /// The app key.
+    pub app_key: String,
+    /// Registered devices.
+    pub devices: i64,
+    /// The latest activity of any of them.
+    pub last_seen_at: Option<i64>,
+}
+
 impl PlatformService {
+    /// Device counts of every app of a workspace, in one query.
+    pub async fn device_counts(
+        &self,
+        principal: &Principal,
+        slug: &str,
+    ) -> Result<Vec<AppDeviceCount>> {
+        let ctx = self.authorize(principal, slug, Requirement::READ).await?;
+        let rows = sqlx::query(
+            "SELECT a.app_key, COUNT(d.device_id), MAX(d.last_seen_at) FROM apps a \
+             LEFT JOIN devices d ON d.app_id = a.id WHERE a.workspace_id = $1 GROUP BY a.app_key",
+        )
+        .bind(&ctx.workspace_id)
+        .fetch_all(self.store().pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AppDeviceCount {
+                    app_key: row.try_get(0)?,
+                    devices: row.try_get(1)?,
+                    last_seen_at: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
     /// Registers a device, or updates its description if it exists.
     pub async fn register_device(
         &self,

@@ -24,6 +24,7 @@ mod store;
 mod tenancy;
 
 pub use device_auth::{DeviceCaller, DeviceVerifier, SignatureHeaders};
+pub use devices::AppDeviceCount;
 pub use error::{Error, Result};
 pub use nonces::NonceStore;
 pub use principal::{Principal, WorkspaceContext};

@@ -13,10 +13,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
-/// Devices counted per app on the overview; beyond this it says "200+" rather
-/// than scanning a large table on every visit.
-const DEVICE_COUNT_CAP: u32 = 200;
-
 /// `GET /`: the first workspace, or the form to create one.
 pub async fn home(State(state): State<ConsoleState>, authed: Authed) -> Response {
     match state.platform.list_workspaces(&authed.principal()).await {
@@ -72,22 +68,21 @@ pub async fn overview(
             return Err(view::error_page(shell, &error))
         }
     };
+    let counts = platform
+        .device_counts(&principal, &ws)
+        .await
+        .map_err(|error| view::error_page(shell.clone(), &error))?;
     let mut cards = Vec::with_capacity(apps.len());
     let mut total = 0;
-    let mut capped = false;
     for app in apps {
-        let devices = platform
-            .recent_devices(&principal, &ws, &app.app_key, DEVICE_COUNT_CAP)
-            .await
-            .map_err(|error| view::error_page(shell.clone(), &error))?;
-        let full = devices.len() as u32 >= DEVICE_COUNT_CAP;
-        total += devices.len();
-        capped |= full;
+        let count = counts.iter().find(|count| count.app_key == app.app_key);
+        let devices = count.map_or(0, |count| count.devices);
+        total += devices;
         cards.push(AppCard {
             href: format!("{}/apps/{}", shell.base(), encode_segment(&app.app_key)),
             platforms: app.platforms.iter().map(|p| p.to_string()).collect(),
-            devices: count_text(devices.len(), full),
-            last_seen_at: devices.first().map(|device| device.last_seen_at),
+            devices: devices.to_string(),
+            last_seen_at: count.and_then(|count| count.last_seen_at),
             initial: initial_of(&app.name),
             name: app.name,
             app_key: app.app_key,
@@ -96,7 +91,7 @@ pub async fn overview(
     let page = OverviewPage {
         apps: cards,
         members: members.len().to_string(),
-        devices: count_text(total, capped),
+        devices: total.to_string(),
         activity,
         shell,
     };
@@ -109,14 +104,6 @@ pub(crate) fn initial_of(name: &str) -> String {
         .find(|c| c.is_alphanumeric())
         .map(|c| c.to_uppercase().collect())
         .unwrap_or_else(|| "·".into())
-}
-
-fn count_text(count: usize, capped: bool) -> String {
-    if capped {
-        format!("{count}+")
-    } else {
-        count.to_string()
-    }
 }
 
 #[derive(Template)]
