@@ -169,7 +169,10 @@ async fn scenario(db: &TestDatabase) {
     assert!(registered.created);
     let counts = platform.device_counts(&principal, "shop").await.unwrap();
     assert_eq!(counts.len(), 1);
-    assert_eq!((counts[0].devices, counts[0].last_seen_at), (1, Some(clock.now_ms())));
+    assert_eq!(
+        (counts[0].devices, counts[0].last_seen_at),
+        (1, Some(clock.now_ms()))
+    );
     platform.bind_user(&caller, "u-1").await.unwrap();
     let user = platform
         .get_app_user(&principal, "shop", &created.app.app_key, "u-1")

@@ -72,6 +72,11 @@ pub struct HttpConfig {
     pub request_timeout_secs: u64,
     /// Requests handled at once; more are answered 503 with `Retry-After`.
     pub max_concurrent_requests: usize,
+    /// Longest wait for a complete request head, in seconds (slowloris guard;
+    /// also closes keep-alive connections idle that long).
+    pub header_read_timeout_secs: u64,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -118,6 +123,8 @@ impl Default for HttpConfig {
             drain_timeout_secs: 10,
             request_timeout_secs: 30,
             max_concurrent_requests: 2048,
+            header_read_timeout_secs: 30,
+            max_connections: 25_000,
         }
     }
 }

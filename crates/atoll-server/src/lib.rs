@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 mod device_api;
 mod http;
+mod listener;
 mod ops;
 mod state;
 
@@ -203,22 +204,24 @@ impl Node {
         let router = self.router();
         let stop = CancellationToken::new();
         let background = spawn_housekeeping(self.state.platform.clone(), stop.clone());
-        let server = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
-        let mut server = tokio::spawn(async move { server.await });
+        let limits = listener::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(
+                self.state.config.http.header_read_timeout_secs.max(1),
+            ),
+            max_connections: self.state.config.http.max_connections,
+        };
+        let server = listener::serve(self.listener, router, limits, stop.clone());
+        let mut server = tokio::spawn(server);
         tokio::select! {
             outcome = &mut server => {
-                outcome.context("server task failed")?.context("server failed")?;
+                outcome.context("server task failed")?;
             }
             () = shutdown => {
                 tracing::info!("shutdown requested: draining in-flight requests");
                 stop.cancel();
                 let drain = Duration::from_secs(self.state.config.http.drain_timeout_secs);
                 match tokio::time::timeout(drain, &mut server).await {
-                    Ok(outcome) => outcome.context("server task failed")?.context("server failed")?,
+                    Ok(outcome) => outcome.context("server task failed")?,
                     Err(_) => {
                         tracing::warn!(?drain, "drain timed out; closing remaining connections");
                         server.abort();

@@ -157,3 +157,33 @@ async fn repeated_failed_logins_are_throttled() {
         .unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::LoginThrottled));
 }
+
+#[tokio::test]
+async fn a_client_dribbling_its_request_head_is_cut_off() {
+    use std::io::Read;
+    let server = TestServer::start_with_env(&[("ATOLL_HTTP_HEADER_READ_TIMEOUT_SECS", "1")]).await;
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let mut slow = std::net::TcpStream::connect(&address).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buffer = Vec::new();
+    // The server gives up on the unfinished head and closes the connection.
+    let _ = slow.read_to_end(&mut buffer);
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "held for {waited:?}"
+    );
+    assert!(!String::from_utf8_lossy(&buffer).contains("200 OK"));
+    // Others are served meanwhile and afterwards.
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", server.url))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
