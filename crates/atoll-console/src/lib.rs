@@ -25,6 +25,8 @@ mod pages;
 mod time;
 mod view;
 
+pub use auth::{cookie, tokens_match};
+
 use atoll_platform::PlatformService;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};

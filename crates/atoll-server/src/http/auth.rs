@@ -16,19 +16,6 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
 
-/// The value of one cookie in a `Cookie` header.
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -51,7 +38,7 @@ impl FromRequestParts<AppState> for Caller {
                 state.platform.authenticate_bearer(bearer.trim()).await?,
             ));
         }
-        if let Some(token) = cookie(parts, atoll_console::SESSION_COOKIE) {
+        if let Some(token) = atoll_console::cookie(&parts.headers, atoll_console::SESSION_COOKIE) {
             let session = state.platform.session(token).await?;
             let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
             if !safe {
@@ -59,8 +46,8 @@ impl FromRequestParts<AppState> for Caller {
                     .headers
                     .get(CSRF_HEADER)
                     .and_then(|value| value.to_str().ok());
-                let matches = sent
-                    .is_some_and(|sent| subtle_eq(sent.as_bytes(), session.csrf_token.as_bytes()));
+                let matches =
+                    sent.is_some_and(|sent| atoll_console::tokens_match(sent, &session.csrf_token));
                 if !matches {
                     return Err(ApiError::new(
                         ErrorCode::CsrfFailed,
@@ -77,14 +64,4 @@ impl FromRequestParts<AppState> for Caller {
             "send 'Authorization: Bearer <token>' (an API token or a login session)",
         ))
     }
-}
-
-/// Constant-time equality of two byte strings of public length.
-pub fn subtle_eq(left: &[u8], right: &[u8]) -> bool {
-    left.len() == right.len()
-        && left
-            .iter()
-            .zip(right)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
 }

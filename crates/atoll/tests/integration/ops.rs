@@ -60,3 +60,50 @@ async fn ops_endpoints_answer_and_requests_carry_ids() {
     assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
     assert!(openapi["components"]["schemas"]["Problem"].is_object());
 }
+
+#[tokio::test]
+async fn the_api_accepts_the_console_cookie_only_with_its_csrf_token_for_changes() {
+    let server = TestServer::start().await;
+    let session = server.admin().await.token().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let cookie = format!("atoll_session={session}");
+    let read = client
+        .get(format!("{}/api/v1/workspaces", server.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200, "reads need no CSRF token");
+
+    let change = |csrf: Option<String>| {
+        let mut request = client
+            .patch(format!("{}/api/v1/workspaces/demo", server.url))
+            .header("cookie", &cookie)
+            .json(&serde_json::json!({"name": "Renamed"}));
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        request.send()
+    };
+    for csrf in [None, Some("csrf_wrong".to_owned())] {
+        let refused = change(csrf).await.unwrap();
+        assert_eq!(refused.status(), 403);
+        let problem: atoll_protocol::Problem = refused.json().await.unwrap();
+        assert_eq!(problem.code, "csrf_failed");
+    }
+
+    // The console embeds the session's token in its forms.
+    let page = client
+        .get(format!("{}/w/demo", server.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
+    let token = page[start..].split('"').next().unwrap().to_owned();
+    assert_eq!(change(Some(token)).await.unwrap().status(), 200);
+}
