@@ -347,19 +347,7 @@ pub fn asset_version() -> &'static str {
     })
 }
 
-/// Percent-encodes a value for one URL path segment. Device and user ids come from
-/// apps and may hold any character; unreserved ones stay readable.
-pub fn encode_segment(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+pub use atoll_protocol::encode_path_segment as encode_segment;
 
 /// Percent-encodes a value for a query string (same rule as a path segment).
 pub fn encode_query(value: &str) -> String {

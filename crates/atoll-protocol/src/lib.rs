@@ -13,3 +13,17 @@ pub mod signing;
 pub mod time;
 
 pub use error::{ErrorCode, Problem};
+
+/// Percent-encodes a value for one URL path segment. Device and user ids come
+/// from apps and may hold any character; unreserved ones stay readable.
+pub fn encode_path_segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

@@ -15,18 +15,7 @@ pub struct AdminClient {
     token: Option<String>,
 }
 
-/// Percent-encodes one path segment.
-fn segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+use atoll_protocol::encode_path_segment as segment;
 
 impl AdminClient {
     /// A client of the server at `base_url`, with `token` if already known.
