@@ -45,6 +45,10 @@ pub struct PlatformSettings {
     pub nonce_capacity: usize,
     /// Lifetime of a console or CLI session, in seconds.
     pub session_ttl_secs: i64,
+    /// Live sessions kept per user; a new login ends the oldest beyond this.
+    pub max_sessions_per_user: u32,
+    /// Audit entries older than this many days are deleted.
+    pub audit_retention_days: u32,
 }
 
 impl Default for PlatformSettings {
@@ -54,6 +58,8 @@ impl Default for PlatformSettings {
             signature_window_secs: 300,
             nonce_capacity: 1_000_000,
             session_ttl_secs: 7 * 24 * 3600,
+            max_sessions_per_user: 20,
+            audit_retention_days: 365,
         }
     }
 }

@@ -200,6 +200,15 @@ impl PlatformService {
         .bind(expires_at)
         .execute(self.store().pool())
         .await?;
+        // Sessions per user are capped: the oldest beyond the cap end now.
+        sqlx::query(
+            "DELETE FROM sessions WHERE user_id = $1 AND id NOT IN \
+             (SELECT id FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2)",
+        )
+        .bind(&user.id)
+        .bind(i64::from(self.settings().max_sessions_per_user.max(1)))
+        .execute(self.store().pool())
+        .await?;
         Ok((
             LoginResponse {
                 token,
@@ -241,13 +250,22 @@ impl PlatformService {
         Ok(())
     }
 
-    /// Deletes expired sessions (run periodically).
-    pub async fn purge_expired_sessions(&self) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-            .bind(self.now())
+    /// Deletes expired sessions and audit entries past their retention (run
+    /// periodically); returns how many rows of each went.
+    pub async fn purge_expired(&self) -> Result<(u64, u64)> {
+        let now = self.now();
+        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now)
             .execute(self.store().pool())
             .await?
-            .rows_affected())
+            .rows_affected();
+        let cutoff = now - i64::from(self.settings().audit_retention_days) * 86_400_000;
+        let audit = sqlx::query("DELETE FROM audit_log WHERE at < $1")
+            .bind(cutoff)
+            .execute(self.store().pool())
+            .await?
+            .rows_affected();
+        Ok((sessions, audit))
     }
 
     /// Resolves a bearer credential (session or API token) into a principal.

@@ -16,7 +16,11 @@ async fn scenario(db: &TestDatabase) {
     let platform = PlatformService::new(
         db.store.clone(),
         clock.clone(),
-        PlatformSettings::default(),
+        PlatformSettings {
+            max_sessions_per_user: 2,
+            audit_retention_days: 1,
+            ..PlatformSettings::default()
+        },
         NonceStore::new(1000),
     );
     let alice = platform
@@ -197,6 +201,28 @@ async fn scenario(db: &TestDatabase) {
         actions,
         vec!["token.create", "app.create", "workspace.create"]
     );
+
+    // Sessions per user are capped: the oldest ends when a third begins.
+    let (second, _) = platform
+        .login("alice@a.test", "alice-password")
+        .await
+        .unwrap();
+    let (third, _) = platform
+        .login("alice@a.test", "alice-password")
+        .await
+        .unwrap();
+    assert!(platform.authenticate_bearer(&login.token).await.is_err());
+    assert!(platform.authenticate_bearer(&second.token).await.is_ok());
+    assert!(platform.authenticate_bearer(&third.token).await.is_ok());
+
+    // Audit entries older than the retention (1 day here; the clock moved 2) go.
+    let (_, purged) = platform.purge_expired().await.unwrap();
+    assert!(purged >= 3, "purged {purged}");
+    assert!(platform
+        .audit_log(&principal, "shop", None, 50)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Deleting the workspace removes its apps and devices.
     platform.delete_workspace(&principal, "shop").await.unwrap();

@@ -60,6 +60,10 @@ pub struct AdminConfig {
     pub session_ttl_hours: i64,
     /// Largest admin request body, in bytes.
     pub max_body_bytes: usize,
+    /// Live sessions kept per user; a new login ends the oldest beyond this.
+    pub max_sessions_per_user: u32,
+    /// Audit entries older than this many days are deleted.
+    pub audit_retention_days: u32,
 }
 
 /// HTTP server settings.
@@ -113,6 +117,8 @@ impl Default for AdminConfig {
         AdminConfig {
             session_ttl_hours: 24 * 7,
             max_body_bytes: 1024 * 1024,
+            max_sessions_per_user: 20,
+            audit_retention_days: 365,
         }
     }
 }

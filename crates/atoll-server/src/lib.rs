@@ -118,6 +118,8 @@ impl Node {
                 signature_window_secs: config.device.signature_window_secs,
                 nonce_capacity: config.device.nonce_capacity,
                 session_ttl_secs: config.admin.session_ttl_hours * 3600,
+                max_sessions_per_user: config.admin.max_sessions_per_user,
+                audit_retention_days: config.admin.audit_retention_days,
             },
             nonces,
         );
@@ -251,10 +253,12 @@ fn spawn_housekeeping(
             tokio::select! {
                 () = stop.cancelled() => break,
                 _ = tick.tick() => {
-                    match platform.purge_expired_sessions().await {
-                        Ok(purged) if purged > 0 => tracing::info!(purged, "expired sessions purged"),
+                    match platform.purge_expired().await {
+                        Ok((sessions, audit)) if sessions + audit > 0 => {
+                            tracing::info!(sessions, audit, "expired sessions and audit entries purged");
+                        }
                         Ok(_) => {}
-                        Err(error) => tracing::warn!(%error, "session purge failed"),
+                        Err(error) => tracing::warn!(%error, "purge failed"),
                     }
                 }
             }
