@@ -188,6 +188,7 @@ impl PlatformService {
         let csrf_token = ids::new_secret("csrf");
         let now = self.now();
         let expires_at = now + self.settings().session_ttl_secs * 1000;
+        let mut tx = self.store().begin_write().await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, token_hash, csrf_token, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -198,7 +199,7 @@ impl PlatformService {
         .bind(&csrf_token)
         .bind(now)
         .bind(expires_at)
-        .execute(self.store().pool())
+        .execute(&mut **tx)
         .await?;
         // Sessions per user are capped: the oldest beyond the cap end now.
         sqlx::query(
@@ -207,8 +208,9 @@ impl PlatformService {
         )
         .bind(&user.id)
         .bind(i64::from(self.settings().max_sessions_per_user.max(1)))
-        .execute(self.store().pool())
+        .execute(&mut **tx)
         .await?;
+        tx.commit().await?;
         Ok((
             LoginResponse {
                 token,
@@ -243,10 +245,12 @@ impl PlatformService {
 
     /// Ends a session.
     pub async fn logout(&self, token: &str) -> Result<()> {
+        let mut tx = self.store().begin_write().await?;
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(store::secret_hash(token))
-            .execute(self.store().pool())
+            .execute(&mut **tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -18,6 +18,39 @@ pub async fn run_all(store: &MetaStore) -> Result<()> {
     concurrent_writers_do_not_lose_updates(store).await?;
     identity_ids_increase(store).await?;
     durability_is_configured(store).await?;
+    concurrent_commits_share_fsyncs(store).await?;
+    Ok(())
+}
+
+/// On SQLite, commits that wait at the same time are covered by shared fsyncs.
+async fn concurrent_commits_share_fsyncs(store: &MetaStore) -> Result<()> {
+    if store.backend() != Backend::Sqlite {
+        return Ok(());
+    }
+    let before = store.wal_syncs();
+    let mut tasks = Vec::new();
+    for index in 0..64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store.begin_write().await?;
+            sqlx::query("INSERT INTO kv (key, value, updated_at) VALUES ($1, $2, $3)")
+                .bind(format!("conformance.group.{index}"))
+                .bind("x")
+                .bind(1_i64)
+                .execute(&mut **tx)
+                .await?;
+            tx.commit().await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("writer task panicked")?;
+    }
+    let syncs = store.wal_syncs() - before;
+    assert!(syncs >= 1, "commits must be synced");
+    assert!(
+        syncs < 64,
+        "64 concurrent commits took {syncs} fsyncs: no grouping"
+    );
     Ok(())
 }
 
@@ -174,7 +207,10 @@ async fn durability_is_configured(store: &MetaStore) -> Result<()> {
     match (store.backend(), store.durability().await?) {
         (Backend::Sqlite, Some(found)) => {
             assert_eq!(found.journal_mode, "wal");
-            assert_eq!(found.synchronous, 2, "synchronous must be FULL");
+            assert_eq!(
+                found.synchronous, 1,
+                "commits are synced by the group syncer"
+            );
             assert!(found.foreign_keys);
         }
         (Backend::Postgres, None) => {}
