@@ -10,6 +10,10 @@ use atoll_protocol::device::{
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+/// `last_seen_at` is kept to this precision: a device registering again
+/// unchanged within it costs no write.
+pub const LAST_SEEN_GRANULARITY_MS: i64 = 60_000;
+
 const DEVICE_COLUMNS: &str =
     "d.device_id, d.platform, d.os, d.os_version, d.model, d.app_version, \
      d.channel, d.locale, d.region, d.network, d.user_id, d.first_seen_at, d.last_seen_at";
@@ -93,6 +97,13 @@ impl PlatformService {
             validate::attribute(field, value.as_deref()).map_err(Error::Validation)?;
         }
         let now = self.now();
+        // Apps register on every launch, nearly always with the same description:
+        // then a read answers, with no write, no writer lock and no fsync.
+        if let Some(unchanged) = self.unchanged_registration(caller, &request, now).await? {
+            metrics::counter!("atoll_device_registrations_total", "created" => "false", "write" => "false")
+                .increment(1);
+            return Ok(unchanged);
+        }
         let mut tx = self.store().begin_write().await?;
         let existing = sqlx::query(&format!(
             "SELECT first_seen_at, user_id FROM devices WHERE app_id = $1 AND device_id = $2{}",
@@ -145,6 +156,43 @@ impl PlatformService {
             first_seen_at,
             server_time: now,
         })
+    }
+
+    /// The answer to a registration that changes nothing: the device exists with
+    /// this exact description and was seen within [`LAST_SEEN_GRANULARITY_MS`].
+    async fn unchanged_registration(
+        &self,
+        caller: &DeviceCaller,
+        request: &RegisterRequest,
+        now: i64,
+    ) -> Result<Option<RegisterResponse>> {
+        let Some(row) = sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.app_id = $1 AND d.device_id = $2"
+        ))
+        .bind(&caller.app_id)
+        .bind(&caller.device_id)
+        .fetch_optional(self.store().pool())
+        .await?
+        else {
+            return Ok(None);
+        };
+        let stored = device_row(&row, &caller.app_key)?;
+        let same = stored.platform == request.platform
+            && stored.os == request.os
+            && stored.os_version == request.os_version
+            && stored.model == request.model
+            && stored.app_version == request.app_version
+            && stored.channel == request.channel
+            && stored.locale == request.locale
+            && stored.region == request.region
+            && stored.network == request.network;
+        let fresh = now - stored.last_seen_at < LAST_SEEN_GRANULARITY_MS;
+        Ok((same && fresh).then_some(RegisterResponse {
+            device_id: caller.device_id.clone(),
+            created: false,
+            first_seen_at: stored.first_seen_at,
+            server_time: now,
+        }))
     }
 
     async fn touch_app_user(

@@ -171,6 +171,34 @@ async fn scenario(db: &TestDatabase) {
         .await
         .unwrap();
     assert!(registered.created);
+    // Registering again unchanged within a minute is a read; after that it
+    // refreshes last_seen_at.
+    let ios = || RegisterRequest {
+        platform: Some(Platform::Ios),
+        ..RegisterRequest::default()
+    };
+    clock.advance_ms(1_000);
+    assert!(
+        !platform
+            .register_device(&caller, ios())
+            .await
+            .unwrap()
+            .created
+    );
+    let seen = |device: atoll_protocol::admin::Device| device.last_seen_at;
+    let app_key = created.app.app_key.clone();
+    let device = platform
+        .get_device(&principal, "shop", &app_key, "device-1")
+        .await
+        .unwrap();
+    assert_eq!(seen(device), registered.server_time);
+    clock.advance_ms(60_000);
+    platform.register_device(&caller, ios()).await.unwrap();
+    let device = platform
+        .get_device(&principal, "shop", &app_key, "device-1")
+        .await
+        .unwrap();
+    assert_eq!(seen(device), clock.now_ms());
     let counts = platform.device_counts(&principal, "shop").await.unwrap();
     assert_eq!(counts.len(), 1);
     assert_eq!(
