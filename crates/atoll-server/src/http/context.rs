@@ -17,6 +17,9 @@ use tracing::Instrument;
 /// sane one, generated otherwise.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// Requests slower than this are logged at info even when they succeed.
+const SLOW_REQUEST: Duration = Duration::from_secs(1);
+
 fn request_id_of(request: &Request) -> String {
     request
         .headers()
@@ -77,12 +80,17 @@ pub async fn request_context(
         .await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
+    // One line per request at debug; errors and slow requests at info or warn.
+    // An info line for every success cost ~20% of the device API's CPU.
+    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
-        tracing::info!(
-            status,
-            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
-            "handled"
-        );
+        if status >= 500 {
+            tracing::warn!(status, elapsed_ms, "handled");
+        } else if status >= 400 || elapsed >= SLOW_REQUEST {
+            tracing::info!(status, elapsed_ms, "handled");
+        } else {
+            tracing::debug!(status, elapsed_ms, "handled");
+        }
     });
     metrics::counter!("atoll_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
         .increment(1);
