@@ -10,6 +10,16 @@ use atoll_protocol::device::{
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+/// A registering device as the store knows it.
+enum Prior {
+    /// Registered with this description and seen recently: nothing to write.
+    Unchanged(RegisterResponse),
+    /// Registered, with something to update.
+    Changed,
+    /// Not registered yet.
+    Missing,
+}
+
 /// `last_seen_at` is kept to this precision: a device registering again
 /// unchanged within it costs no write.
 pub const LAST_SEEN_GRANULARITY_MS: i64 = 60_000;
@@ -99,36 +109,27 @@ impl PlatformService {
         let now = self.now();
         // Apps register on every launch, nearly always with the same description:
         // then a read answers, with no write, no writer lock and no fsync.
-        if let Some(unchanged) = self.unchanged_registration(caller, &request, now).await? {
-            metrics::counter!("atoll_device_registrations_total", "created" => "false", "write" => "false")
-                .increment(1);
-            return Ok(unchanged);
-        }
-        let mut tx = self.store().begin_write().await?;
-        let existing = sqlx::query(&format!(
-            "SELECT first_seen_at, user_id FROM devices WHERE app_id = $1 AND device_id = $2{}",
-            self.store().lock_rows_clause()
-        ))
-        .bind(&caller.app_id)
-        .bind(&caller.device_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let created = existing.is_none();
-        let (first_seen_at, user_id) = match &existing {
-            Some(row) => (
-                row.try_get::<i64, _>(0)?,
-                row.try_get::<Option<String>, _>(1)?,
-            ),
-            None => (now, None),
+        let existed = match self.prior_registration(caller, &request, now).await? {
+            Prior::Unchanged(answer) => {
+                metrics::counter!("atoll_device_registrations_total", "write" => "false")
+                    .increment(1);
+                return Ok(answer);
+            }
+            Prior::Changed => true,
+            Prior::Missing => false,
         };
-        sqlx::query(
+        // One statement writes and reads back what the answer needs (two first
+        // registrations racing may both say `created`; the row is still one).
+        let mut tx = self.store().begin_write().await?;
+        let row = sqlx::query(
             "INSERT INTO devices (app_id, device_id, platform, os, os_version, model, app_version, channel, \
              locale, region, network, first_seen_at, last_seen_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
              ON CONFLICT (app_id, device_id) DO UPDATE SET platform = excluded.platform, os = excluded.os, \
              os_version = excluded.os_version, model = excluded.model, app_version = excluded.app_version, \
              channel = excluded.channel, locale = excluded.locale, region = excluded.region, \
-             network = excluded.network, last_seen_at = excluded.last_seen_at",
+             network = excluded.network, last_seen_at = excluded.last_seen_at \
+             RETURNING first_seen_at, user_id",
         )
         .bind(&caller.app_id)
         .bind(&caller.device_id)
@@ -142,14 +143,15 @@ impl PlatformService {
         .bind(request.region)
         .bind(request.network)
         .bind(now)
-        .execute(&mut **tx)
+        .fetch_one(&mut **tx)
         .await?;
-        if let Some(user_id) = user_id {
+        let first_seen_at: i64 = row.try_get(0)?;
+        if let Some(user_id) = row.try_get::<Option<String>, _>(1)? {
             self.touch_app_user(&mut tx, caller, &user_id, now).await?;
         }
         tx.commit().await?;
-        metrics::counter!("atoll_device_registrations_total", "created" => created.to_string())
-            .increment(1);
+        metrics::counter!("atoll_device_registrations_total", "write" => "true").increment(1);
+        let created = !existed;
         Ok(RegisterResponse {
             device_id: caller.device_id.clone(),
             created,
@@ -158,14 +160,15 @@ impl PlatformService {
         })
     }
 
-    /// The answer to a registration that changes nothing: the device exists with
-    /// this exact description and was seen within [`LAST_SEEN_GRANULARITY_MS`].
-    async fn unchanged_registration(
+    /// What the store holds of a registering device: the same description seen
+    /// within [`LAST_SEEN_GRANULARITY_MS`] (then this read is the whole answer),
+    /// something to update, or nothing yet.
+    async fn prior_registration(
         &self,
         caller: &DeviceCaller,
         request: &RegisterRequest,
         now: i64,
-    ) -> Result<Option<RegisterResponse>> {
+    ) -> Result<Prior> {
         let Some(row) = sqlx::query(&format!(
             "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.app_id = $1 AND d.device_id = $2"
         ))
@@ -174,7 +177,7 @@ impl PlatformService {
         .fetch_optional(self.store().pool())
         .await?
         else {
-            return Ok(None);
+            return Ok(Prior::Missing);
         };
         let stored = device_row(&row, &caller.app_key)?;
         let same = stored.platform == request.platform
@@ -187,12 +190,16 @@ impl PlatformService {
             && stored.region == request.region
             && stored.network == request.network;
         let fresh = now - stored.last_seen_at < LAST_SEEN_GRANULARITY_MS;
-        Ok((same && fresh).then_some(RegisterResponse {
-            device_id: caller.device_id.clone(),
-            created: false,
-            first_seen_at: stored.first_seen_at,
-            server_time: now,
-        }))
+        Ok(if same && fresh {
+            Prior::Unchanged(RegisterResponse {
+                device_id: caller.device_id.clone(),
+                created: false,
+                first_seen_at: stored.first_seen_at,
+                server_time: now,
+            })
+        } else {
+            Prior::Changed
+        })
     }
 
     async fn touch_app_user(

@@ -313,8 +313,10 @@ fn serve_config(args: &ServeArgs) -> anyhow::Result<Config> {
 fn init_logging(config: &Config) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .with_context(|| format!("invalid log_level '{}'", config.log_level))?;
+    // Colour codes only for a terminal: in a log file they are noise (and cost).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match config.log_format.as_str() {
         "json" => builder
