@@ -282,6 +282,20 @@ struct ErrorPage {
 }
 
 /// A full page (with the frame) explaining an error.
+/// Turns a platform error into the error page inside the page frame, so a
+/// handler can write `platform_call().await.or_error_page(&shell)?`.
+pub trait OrErrorPage<T> {
+    /// The value, or the error page for the error.
+    #[allow(clippy::result_large_err)] // a Response is the natural early exit of a handler
+    fn or_error_page(self, shell: &Shell) -> Result<T, Response>;
+}
+
+impl<T> OrErrorPage<T> for Result<T, Error> {
+    fn or_error_page(self, shell: &Shell) -> Result<T, Response> {
+        self.map_err(|error| error_page(shell.clone(), &error))
+    }
+}
+
 pub fn error_page(mut shell: Shell, error: &Error) -> Response {
     let status = status_of(error);
     let heading = match status {

@@ -5,7 +5,7 @@ use super::devices::{DeviceRow, Lookup};
 use super::workspaces::initial_of;
 use super::{non_blank, Fields};
 use crate::auth::Authed;
-use crate::view::{self, encode_segment, filters, Flash, PageResult, Shell};
+use crate::view::{self, encode_segment, filters, Flash, OrErrorPage, PageResult, Shell};
 use crate::ConsoleState;
 use askama::Template;
 use atoll_platform::Error;
@@ -94,7 +94,7 @@ async fn render_list(
         .platform
         .list_apps(&authed.principal(), ws)
         .await
-        .map_err(|error| view::error_page(shell.clone(), &error))?;
+        .or_error_page(&shell)?;
     let page = AppsPage {
         apps: apps.iter().map(|app| app_row(&shell, app)).collect(),
         created_snippet: created

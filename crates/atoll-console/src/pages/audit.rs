@@ -1,7 +1,7 @@
 //! The audit log of a workspace, newest first, paged with `?before=<id>`.
 
 use crate::auth::Authed;
-use crate::view::{self, filters, PageResult, Shell};
+use crate::view::{self, filters, OrErrorPage, PageResult, Shell};
 use crate::ConsoleState;
 use askama::Template;
 use atoll_protocol::admin::AuditEntry;
@@ -45,7 +45,7 @@ pub async fn list(
         .platform
         .audit_log(&authed.principal(), &ws, query.before, PAGE_SIZE)
         .await
-        .map_err(|error| view::error_page(shell.clone(), &error))?;
+        .or_error_page(&shell)?;
     // A full page may have more behind it; the last id is where the next starts.
     let older = (entries.len() as u32 == PAGE_SIZE)
         .then(|| entries.last().map(|entry| entry.id))

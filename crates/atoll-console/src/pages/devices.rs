@@ -2,7 +2,7 @@
 //! and user pages.
 
 use crate::auth::Authed;
-use crate::view::{self, encode_query, encode_segment, filters, PageResult, Shell};
+use crate::view::{self, encode_query, encode_segment, filters, OrErrorPage, PageResult, Shell};
 use crate::ConsoleState;
 use askama::Template;
 use atoll_protocol::admin::{AppUser, Device};
@@ -145,7 +145,7 @@ pub async fn index(
         .platform
         .recent_devices(&authed.principal(), &ws, &app_key, RECENT_DEVICES)
         .await
-        .map_err(|error| view::error_page(shell.clone(), &error))?;
+        .or_error_page(&shell)?;
     for link in &mut shell.apps {
         link.active = link.detail == app_key;
     }
@@ -228,7 +228,7 @@ async fn render_device(
         .platform
         .get_device(&authed.principal(), ws, app, device_id)
         .await
-        .map_err(|error| view::error_page(shell.clone(), &error))?;
+        .or_error_page(&shell)?;
     let app_base = format!("{}/apps/{}", shell.base(), encode_segment(app));
     let attributes = vec![
         (
@@ -296,7 +296,7 @@ async fn render_user(
         .platform
         .get_app_user(&authed.principal(), ws, app, user_id)
         .await
-        .map_err(|error| view::error_page(shell.clone(), &error))?;
+        .or_error_page(&shell)?;
     let app_base = format!("{}/apps/{}", shell.base(), encode_segment(app));
     let page = UserPage {
         most_recent: user.most_recent_device.as_deref().map(|id| Link {

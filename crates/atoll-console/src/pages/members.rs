@@ -2,7 +2,9 @@
 
 use super::{non_blank, CsrfOnly, DoneQuery};
 use crate::auth::Authed;
-use crate::view::{self, done_message, encode_segment, filters, Flash, PageResult, Shell};
+use crate::view::{
+    self, done_message, encode_segment, filters, Flash, OrErrorPage, PageResult, Shell,
+};
 use crate::ConsoleState;
 use askama::Template;
 use atoll_platform::Error;
@@ -82,7 +84,7 @@ async fn render(
         .platform
         .list_members(&authed.principal(), ws)
         .await
-        .map_err(|error| view::error_page(shell.clone(), &error))?;
+        .or_error_page(&shell)?;
     let base = shell.base();
     let page = MembersPage {
         members: members

@@ -2,7 +2,9 @@
 
 use super::DoneQuery;
 use crate::auth::Authed;
-use crate::view::{self, done_message, encode_segment, filters, Flash, PageResult, Shell};
+use crate::view::{
+    self, done_message, encode_segment, filters, Flash, OrErrorPage, PageResult, Shell,
+};
 use crate::ConsoleState;
 use askama::Template;
 use atoll_platform::Error;
@@ -71,7 +73,7 @@ pub async fn overview(
     let counts = platform
         .device_counts(&principal, &ws)
         .await
-        .map_err(|error| view::error_page(shell.clone(), &error))?;
+        .or_error_page(&shell)?;
     let mut cards = Vec::with_capacity(apps.len());
     let mut total = 0;
     for app in apps {
