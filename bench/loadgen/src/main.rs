@@ -28,11 +28,24 @@
 //! server's core was saturated and whether the load generator's own core was the
 //! bottleneck, and, given `--server-pid`, the server's own CPU time per request.
 //!
+//! With `--event-batch N` it posts `POST /device/v1/events` batches of N fresh
+//! events (current time, new uuids, one session of the synthetic model in
+//! `gen.rs`, about 12 KB for 50) instead, after registering every device id
+//! first (the server refuses events of unknown devices), and also reports
+//! events per second.
+//!
+//! Two more subcommands serve the analytics benchmark (`bench/analytics/`):
+//! `atoll-bench events-gen` writes the deterministic synthetic dataset as NDJSON,
+//! and `atoll-bench backfill` loads such a file through the admin backfill API.
+//!
 //! The last line of the output is machine readable (`RESULT key=value …`) for
 //! `bench/device-api.sh`.
 //!
 //! By default it refuses targets that are not loopback addresses
 //! (`--allow-remote` lifts that): it is meant for benchmarks on one machine.
+
+mod commands;
+mod gen;
 
 use anyhow::{bail, Context, Result};
 use atoll_protocol::signing::{self, SignedParts};
@@ -120,6 +133,11 @@ struct Args {
     /// by other work on the machine.
     #[arg(long = "server-pid")]
     server_pids: Vec<u32>,
+    /// Post batches of this many fresh events to `--path` (default
+    /// /device/v1/events) instead of the fixed body, after registering all
+    /// `--devices` device ids.
+    #[arg(long, conflicts_with_all = ["body_file", "body_size"])]
+    event_batch: Option<usize>,
 }
 
 /// What every connection task needs.
@@ -146,6 +164,7 @@ struct Plan {
     record_until: Instant,
     next_device: AtomicU64,
     next_ticket: AtomicU64,
+    event_batch: Option<usize>,
 }
 
 /// What one connection task measured.
@@ -247,6 +266,38 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
 fn signed_request(plan: &Plan) -> Result<Request<Full<Bytes>>> {
     let device_index = plan.next_device.fetch_add(1, Ordering::Relaxed) % plan.devices;
     let device_id = format!("bench-device-{device_index:08}");
+    let body = match plan.event_batch {
+        Some(count) => {
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .context("the clock is before 1970")?
+                .as_millis() as i64;
+            let mut rng = gen::Rng::new(rand::random::<u64>());
+            Bytes::from(gen::live_batch(&mut rng, device_index, now_ms, count))
+        }
+        None => plan.body.clone(),
+    };
+    signed(
+        plan,
+        device_id,
+        &plan.method,
+        &plan.target,
+        &plan.path,
+        &plan.query,
+        body,
+    )
+}
+
+/// Signs one request of `device_id` (fresh timestamp and nonce).
+fn signed(
+    plan: &Plan,
+    device_id: String,
+    method: &Method,
+    target: &str,
+    path: &str,
+    query: &str,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>> {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .context("the clock is before 1970")?
@@ -257,27 +308,74 @@ fn signed_request(plan: &Plan) -> Result<Request<Full<Bytes>>> {
         &SignedParts {
             app_key: &plan.app_key_text,
             device_id: &device_id,
-            method: plan.method.as_str(),
-            path: &plan.path,
-            query: &plan.query,
+            method: method.as_str(),
+            path,
+            query,
             timestamp,
             nonce: &nonce,
-            body: &plan.body,
+            body: &body,
         },
     );
     let mut builder = Request::builder()
-        .method(plan.method.clone())
-        .uri(plan.target.as_str())
+        .method(method.clone())
+        .uri(target)
         .header(HOST, plan.authority.clone())
         .header(signing::HEADER_APP_KEY, plan.app_key.clone())
         .header(signing::HEADER_DEVICE_ID, device_id)
         .header(signing::HEADER_TIMESTAMP, timestamp)
         .header(signing::HEADER_NONCE, nonce)
         .header(signing::HEADER_SIGNATURE, signature);
-    if !plan.body.is_empty() {
+    if !body.is_empty() {
         builder = builder.header(CONTENT_TYPE, "application/json");
     }
-    Ok(builder.body(Full::new(plan.body.clone()))?)
+    Ok(builder.body(Full::new(body))?)
+}
+
+/// Registers device ids `0..plan.devices` over `connections` connections (for
+/// `--event-batch`: events of an unknown device are refused).
+async fn register_devices(plan: Arc<Plan>, connections: usize) -> Result<()> {
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..connections.min(plan.devices as usize).max(1))
+        .map(|_| {
+            let plan = plan.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut sender = connect(plan.addr).await?;
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= plan.devices {
+                        return anyhow::Ok(());
+                    }
+                    let request = signed(
+                        &plan,
+                        format!("bench-device-{index:08}"),
+                        &Method::POST,
+                        "/device/v1/register",
+                        "/device/v1/register",
+                        "",
+                        Bytes::from_static(DEFAULT_BODY.as_bytes()),
+                    )?;
+                    let (status, answer) = exchange(&mut sender, request).await?;
+                    if !(200..300).contains(&status) {
+                        bail!(
+                            "registering device {index} got {status}: {}",
+                            String::from_utf8_lossy(&answer)
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    eprintln!(
+        "registered {} devices in {:.1} s",
+        plan.devices,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Sends one request and reads the whole answer; returns the status and the body.
@@ -472,9 +570,22 @@ async fn run(args: Args) -> Result<()> {
     }
     let (addr, authority) = resolve(&args.url, args.allow_remote).await?;
     let method: Method = args.method.to_ascii_uppercase().parse()?;
-    let (path, query) = match args.path.split_once('?') {
+    let target = match args.event_batch {
+        Some(count) => {
+            if count == 0 || count > 500 {
+                bail!("--event-batch must be 1-500");
+            }
+            if args.path == "/device/v1/register" {
+                "/device/v1/events".to_owned()
+            } else {
+                args.path.clone()
+            }
+        }
+        None => args.path.clone(),
+    };
+    let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path.to_owned(), query.to_owned()),
-        None => (args.path.clone(), String::new()),
+        None => (target.clone(), String::new()),
     };
     if !path.starts_with('/') {
         bail!("--path must start with /");
@@ -486,11 +597,11 @@ async fn run(args: Args) -> Result<()> {
 
     let body = body_of(&args)?;
     let now = Instant::now();
-    let mut plan = Plan {
+    let plan = Plan {
         addr,
         authority,
         method,
-        target: args.path.clone(),
+        target: target.clone(),
         path,
         query,
         app_key: HeaderValue::from_str(&args.app_key)?,
@@ -505,6 +616,14 @@ async fn run(args: Args) -> Result<()> {
         record_until: now,
         next_device: AtomicU64::new(0),
         next_ticket: AtomicU64::new(0),
+        event_batch: args.event_batch,
+    };
+    let mut plan = if args.event_batch.is_some() {
+        let shared = Arc::new(plan);
+        register_devices(shared.clone(), args.connections).await?;
+        Arc::try_unwrap(shared).map_err(|_| anyhow::anyhow!("registration still running"))?
+    } else {
+        plan
     };
 
     // One probe first, so a wrong key, secret or path fails loudly instead of
@@ -576,19 +695,33 @@ async fn run(args: Args) -> Result<()> {
         None => "closed loop (max throughput)".to_owned(),
     };
     println!("== {} ==", args.label);
+    let body_bytes = match args.event_batch {
+        Some(count) => gen::live_batch(&mut gen::Rng::new(1), 0, 0, count).len(),
+        None => plan.body.len(),
+    };
     println!(
-        "target      {} {}{} ({} device ids, {} B body)",
+        "target      {} {}{} ({} device ids, {} B body{})",
         plan.method,
         args.url.trim_end_matches('/'),
-        args.path,
+        target,
         args.devices,
-        plan.body.len()
+        body_bytes,
+        args.event_batch.map_or(String::new(), |count| format!(
+            ", {count} fresh events each"
+        ))
     );
     println!(
         "mode        {mode}, {} connections, {:.1} s recorded after {:.1} s warm-up",
         args.connections, args.duration, args.warmup
     );
     println!("requests/s  {rps:.0}  ({completed} answered)");
+    let per_request = args.event_batch.unwrap_or(1) as f64;
+    if args.event_batch.is_some() {
+        println!(
+            "events/s    {:.0}  (2xx answers × {per_request:.0})",
+            (completed - non_2xx) as f64 * per_request / args.duration
+        );
+    }
     let latency = &total.latency;
     let service = &total.service;
     println!(
@@ -639,6 +772,18 @@ async fn run(args: Args) -> Result<()> {
             " server_cpu={percent:.1} server_us_per_req={per_request:.1}"
         ));
     }
+    if let Some(count) = args.event_batch {
+        cpu_fields.push_str(&format!(
+            " events_per_req={count} events_per_s={:.1}",
+            (completed - non_2xx) as f64 * count as f64 / args.duration
+        ));
+        if let Some((_, per_request)) = server_cpu {
+            cpu_fields.push_str(&format!(
+                " server_us_per_event={:.2}",
+                per_request / count as f64
+            ));
+        }
+    }
     println!(
         "RESULT label={} mode={} rate={} connections={} rps={rps:.1} p50_us={} p90_us={} p99_us={} max_us={} svc_p50_us={} svc_p99_us={} completed={completed} non2xx={non_2xx} unexpected={unexpected} errors={}{cpu_fields}",
         args.label,
@@ -660,6 +805,26 @@ async fn run(args: Args) -> Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let subcommand = argv.get(1).and_then(|arg| arg.to_str()).map(str::to_owned);
+    match subcommand.as_deref() {
+        Some("events-gen") => {
+            argv.remove(1);
+            let args = commands::GenArgs::parse_from(argv);
+            return finish(commands::events_gen(args));
+        }
+        Some("backfill") => {
+            argv.remove(1);
+            let args = commands::BackfillArgs::parse_from(argv);
+            let outcome = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(commands::backfill(args)));
+            return finish(outcome);
+        }
+        _ => {}
+    }
     let args = Args::parse();
     let threads = if args.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -679,6 +844,10 @@ fn main() -> std::process::ExitCode {
     let outcome = runtime
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(run(args)));
+    finish(outcome)
+}
+
+fn finish(outcome: Result<()>) -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -21,17 +21,20 @@
 //! `/workspaces/new`, `/w/{workspace}/…` and `/assets/…`.
 
 mod auth;
+mod charts;
 mod pages;
 mod time;
 mod view;
 
 pub use auth::{cookie, tokens_match};
 
+use atoll_analytics::AnalyticsService;
 use atoll_platform::PlatformService;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use std::sync::Arc;
 
 /// Name of the console's session cookie (also accepted by the admin API).
 pub const SESSION_COOKIE: &str = "atoll_session";
@@ -40,18 +43,22 @@ pub const SESSION_COOKIE: &str = "atoll_session";
 #[derive(Debug, Clone)]
 pub struct ConsoleState {
     platform: PlatformService,
+    analytics: Arc<AnalyticsService>,
 }
 
 impl ConsoleState {
-    /// Console state over the platform service.
-    pub fn new(platform: PlatformService) -> ConsoleState {
-        ConsoleState { platform }
+    /// Console state over the platform and module services.
+    pub fn new(platform: PlatformService, analytics: Arc<AnalyticsService>) -> ConsoleState {
+        ConsoleState {
+            platform,
+            analytics,
+        }
     }
 }
 
 /// The console's routes, mounted at `/`.
 pub fn router(state: ConsoleState) -> Router {
-    use pages::{apps, audit, devices, members, tokens, workspaces};
+    use pages::{analytics, apps, audit, devices, members, tokens, workspaces};
     Router::new()
         .route("/", get(workspaces::home))
         .route("/login", get(auth::login_page).post(auth::login))
@@ -75,6 +82,16 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/w/{ws}/tokens", get(tokens::list).post(tokens::create))
         .route("/w/{ws}/tokens/{token}/revoke", post(tokens::revoke))
         .route("/w/{ws}/audit", get(audit::list))
+        .route("/w/{ws}/analytics", get(analytics::overview))
+        .route(
+            "/w/{ws}/analytics/registry",
+            get(analytics::tab_registry).post(analytics::define),
+        )
+        .route(
+            "/w/{ws}/analytics/funnels",
+            get(analytics::tab_funnels).post(analytics::save_funnel),
+        )
+        .route("/w/{ws}/analytics/{tab}", get(analytics::tab))
         // Console-shaped 404 for mistyped console addresses (the server's own
         // fallback answers problem JSON, which suits the APIs, not people).
         .route("/w/{ws}/{*rest}", get(workspaces::not_found))

@@ -24,7 +24,7 @@ pub const NAV: &[(&str, &str, &str, bool)] = &[
     ("Workspace", "Members", "/members", true),
     ("Workspace", "API tokens", "/tokens", true),
     ("Workspace", "Audit log", "/audit", true),
-    ("Modules", "Analytics", "/analytics", false),
+    ("Modules", "Analytics", "/analytics", true),
     ("Modules", "Push", "/push", false),
     ("Modules", "Sync", "/sync", false),
     ("Modules", "Delivery", "/delivery", false),

@@ -35,8 +35,9 @@ pub(crate) async fn write(tx: &mut WriteTx, at: i64, record: AuditRecord<'_>) ->
 
 impl PlatformService {
     /// Records a mutation made in `ctx`'s workspace and commits it with the change:
-    /// the entry exists exactly when the change does.
-    pub(crate) async fn commit_audited(
+    /// the entry exists exactly when the change does. Module services call it for
+    /// their own mutations.
+    pub async fn commit_audited(
         &self,
         mut tx: WriteTx,
         ctx: &WorkspaceContext,

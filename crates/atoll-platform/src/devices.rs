@@ -367,6 +367,21 @@ impl PlatformService {
             .collect()
     }
 
+    /// A device as its own signed requests see it (the signature already proved
+    /// who is asking), without push tokens: modules use it to add context.
+    pub async fn device_profile(&self, caller: &DeviceCaller) -> Result<Option<Device>> {
+        let row = sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.app_id = $1 AND d.device_id = $2"
+        ))
+        .bind(&caller.app_id)
+        .bind(&caller.device_id)
+        .fetch_optional(self.store().pool())
+        .await?;
+        Ok(row
+            .map(|row| device_row(&row, &caller.app_key))
+            .transpose()?)
+    }
+
     /// One device of an app, with its push tokens.
     pub async fn get_device(
         &self,

@@ -27,7 +27,7 @@ pub use device_auth::{DeviceCaller, DeviceVerifier, SignatureHeaders};
 pub use devices::AppDeviceCount;
 pub use error::{Error, Result};
 pub use nonces::NonceStore;
-pub use principal::{Principal, WorkspaceContext};
+pub use principal::{AppAccess, Principal, WorkspaceContext};
 pub use sessions::{ConsoleSession, LoginThrottle};
 
 use atoll_core::clock::Clock;

@@ -49,3 +49,14 @@ pub struct WorkspaceContext {
     /// The caller's role or scopes here.
     pub standing: Standing,
 }
+
+/// An app the caller was authorised for, with the workspace context.
+#[derive(Debug, Clone)]
+pub struct AppAccess {
+    /// The workspace and the caller's standing in it.
+    pub ctx: WorkspaceContext,
+    /// The app's internal id (the key of its data in every module).
+    pub app_id: String,
+    /// The app as the API shows it.
+    pub app: atoll_protocol::admin::App,
+}

@@ -1,6 +1,7 @@
 //! Workspaces, apps, members and API tokens, each operation authorised here.
 
 use crate::error::check;
+use crate::principal::AppAccess;
 use crate::store::{self, AppRow, APP_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, WORKSPACE_COLUMNS};
 use crate::{Error, PlatformService, Principal, Result, WorkspaceContext};
 use atoll_core::access::{grants, may_assign, Requirement, Role, Standing};
@@ -274,6 +275,24 @@ impl PlatformService {
         rows.iter()
             .map(|row| Ok(store::app_row(row)?.app))
             .collect()
+    }
+
+    /// Authorises `principal` for `requirement` in a workspace and resolves one of
+    /// its apps: the entry point of every app-scoped operation of a module service.
+    pub async fn authorize_app(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        app_key: &str,
+        requirement: Requirement,
+    ) -> Result<AppAccess> {
+        let ctx = self.authorize(principal, slug, requirement).await?;
+        let row = self.app_in(&ctx, app_key).await?;
+        Ok(AppAccess {
+            ctx,
+            app_id: row.id,
+            app: row.app,
+        })
     }
 
     pub(crate) async fn app_in(&self, ctx: &WorkspaceContext, app_key: &str) -> Result<AppRow> {

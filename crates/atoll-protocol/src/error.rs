@@ -83,6 +83,22 @@ error_codes! {
     Unavailable = ("unavailable", 503, "Service unavailable"),
     /// A bug on the server; the request id helps find it in the logs.
     Internal = ("internal", 500, "Internal error"),
+    /// An event batch holds more events than allowed.
+    TooManyEvents = ("too_many_events", 422, "Too many events in one batch"),
+    /// An event is malformed: bad uuid, bad name, negative duration; `detail` says which.
+    InvalidEvent = ("invalid_event", 422, "Invalid event"),
+    /// An event carries more custom attributes than allowed.
+    TooManyAttributes = ("too_many_attributes", 422, "Too many attributes"),
+    /// An event or attribute name is longer than allowed.
+    NameTooLong = ("name_too_long", 422, "Name too long"),
+    /// An attribute value (or page, session id) is longer than allowed.
+    ValueTooLong = ("value_too_long", 422, "Value too long"),
+    /// An event's client time is further from the server's clock than the rule allows.
+    EventTimeOutOfRange = ("event_time_out_of_range", 422, "Event time out of range"),
+    /// The app rejects events that are not declared in its registry.
+    UnregisteredEvent = ("unregistered_event", 422, "Unregistered event"),
+    /// An attribute value does not have the type its registry entry declares.
+    AttributeTypeMismatch = ("attribute_type_mismatch", 422, "Attribute type mismatch"),
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -7,8 +7,10 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod analytics;
 pub mod device;
 pub mod error;
+pub mod events;
 pub mod signing;
 pub mod time;
 

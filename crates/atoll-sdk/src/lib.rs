@@ -4,6 +4,8 @@
 //!   in a local folder, signs every request with the app secret (DESIGN.md §3),
 //!   compresses large bodies, and retries with backoff and jitter, honouring
 //!   `Retry-After` and correcting its clock when the server reports skew.
+//! - [`Tracker`] records analytics events (custom ones, sessions, pages) in an
+//!   on-disk queue and sends them in batches through the [`DeviceClient`].
 //! - [`AdminClient`] speaks the admin API with a bearer token; the CLI and app
 //!   backends use it.
 //!
@@ -12,12 +14,15 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod admin_analytics;
 mod device;
 mod error;
 mod retry;
+pub mod tracker;
 
 pub use admin::AdminClient;
 pub use atoll_protocol as protocol;
 pub use device::{Compression, DeviceClient, DeviceConfig, RequestOptions};
 pub use error::{Error, Result};
 pub use retry::RetryPolicy;
+pub use tracker::{Tracker, TrackerConfig};

@@ -7,6 +7,7 @@
 //! `/api/v1/openapi.json` is the route list (the authorisation matrix test is
 //! generated from it).
 
+mod analytics;
 mod apps;
 mod auth;
 mod devices;
@@ -76,5 +77,25 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(members::update_member, members::remove_member))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(analytics::overview))
+        .routes(routes!(analytics::realtime))
+        .routes(routes!(analytics::retention))
+        .routes(routes!(analytics::behaviour))
+        .routes(routes!(analytics::pages))
+        .routes(routes!(analytics::paths))
+        .routes(routes!(analytics::events))
+        .routes(routes!(analytics::event_detail))
+        .routes(routes!(analytics::funnel))
+        .routes(routes!(analytics::list_funnels, analytics::save_funnel))
+        .routes(routes!(analytics::delete_funnel))
+        .routes(routes!(analytics::saved_funnel_report))
+        .routes(routes!(analytics::distribution))
+        .routes(routes!(analytics::timeline))
+        .routes(routes!(analytics::list_definitions))
+        .routes(routes!(analytics::define_event, analytics::undefine_event))
+        .routes(routes!(analytics::get_settings, analytics::put_settings))
+        .routes(routes!(analytics::privacy_export))
+        .routes(routes!(analytics::privacy_delete))
+        .routes(routes!(analytics::backfill))
         .split_for_parts()
 }

@@ -32,6 +32,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// HTTP server settings.
     pub http: HttpConfig,
+    /// Event ingestion and the event store.
+    pub analytics: AnalyticsConfig,
 }
 
 /// Device API settings.
@@ -66,6 +68,52 @@ pub struct AdminConfig {
     pub audit_retention_days: u32,
 }
 
+/// Event ingestion and the event store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    /// Most events in one batch.
+    pub max_events_per_batch: usize,
+    /// Most custom attributes per event.
+    pub max_attributes: usize,
+    /// Events dated further ahead of the server's clock are clamped to the receive time, in seconds.
+    pub max_future_secs: i64,
+    /// Events older than this many days refuse their batch (`event_time_out_of_range`).
+    pub max_age_days: i64,
+    /// Buffered events are written to Parquet segments at least this often, in seconds.
+    pub flush_interval_secs: u64,
+    /// ... or as soon as this many events are buffered.
+    pub flush_rows: usize,
+    /// Above this many unflushed events, ingestion answers 503 with `Retry-After`.
+    pub max_unflushed_rows: usize,
+    /// Recent event uuids remembered to store retried batches once (about 40 bytes each).
+    pub dedup_capacity: usize,
+    /// Batches waiting for the log writer; beyond this, 503 with `Retry-After`.
+    pub queue_capacity: usize,
+    /// Threads one report query may use.
+    pub query_threads: usize,
+    /// How often days past each app's retention are deleted, in seconds.
+    pub retention_check_interval_secs: u64,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        AnalyticsConfig {
+            max_events_per_batch: 500,
+            max_attributes: 25,
+            max_future_secs: 600,
+            max_age_days: 7,
+            flush_interval_secs: 10,
+            flush_rows: 250_000,
+            max_unflushed_rows: 4_000_000,
+            dedup_capacity: 2_000_000,
+            queue_capacity: 4096,
+            query_threads: 2,
+            retention_check_interval_secs: 3600,
+        }
+    }
+}
+
 /// HTTP server settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -95,6 +143,7 @@ impl Default for Config {
             device: DeviceConfig::default(),
             admin: AdminConfig::default(),
             http: HttpConfig::default(),
+            analytics: AnalyticsConfig::default(),
         }
     }
 }
@@ -106,8 +155,8 @@ impl Default for DeviceConfig {
             nonce_capacity: 1_000_000,
             max_body_bytes: 1024 * 1024,
             max_decompressed_bytes: 1024 * 1024,
-            rate_per_app_per_sec: 1000,
-            rate_burst_per_app: 2000,
+            rate_per_app_per_sec: 5000,
+            rate_burst_per_app: 10_000,
         }
     }
 }

@@ -2,9 +2,13 @@
 //! "Demo Shop" app; every run prints how to reach them. Data is kept between runs.
 
 use anyhow::Context;
+use atoll_analytics::AnalyticsService;
+use atoll_core::clock::Clock;
 use atoll_platform::{PlatformService, Principal};
 use atoll_protocol::admin::{App, CreateApp, CreateWorkspace, SdkConfig};
+use atoll_protocol::analytics::BackfillBatch;
 use atoll_protocol::device::Platform;
+use futures::StreamExt;
 use std::path::Path;
 
 /// The demo admin's login.
@@ -88,6 +92,51 @@ pub async fn seed(platform: &PlatformService, data_dir: &Path) -> anyhow::Result
         sdk_config,
     })
 }
+
+/// Seeds `devices` simulated devices' last week of activity into the demo app,
+/// through the admin backfill path, unless the app already has events. Returns
+/// the number of events stored.
+pub async fn seed_events(
+    platform: &PlatformService,
+    analytics: &AnalyticsService,
+    info: &DemoInfo,
+    devices: u64,
+) -> anyhow::Result<u64> {
+    let admin = platform
+        .find_user(DEMO_EMAIL)
+        .await?
+        .context("the demo admin is missing from this data folder")?;
+    let principal = Principal::User(admin);
+    if devices == 0
+        || analytics
+            .has_events(&principal, &info.workspace, &info.app.app_key)
+            .await?
+    {
+        return Ok(0);
+    }
+    let today = atoll_events::day_of(atoll_core::clock::SystemClock.now_ms());
+    let history = atoll_analytics::simulate::history(DEMO_SEED, devices, 7, i64::from(today));
+    let mut stored = 0u64;
+    let mut batches = futures::stream::iter(history.flat_map(|(persona, events)| {
+        let device = persona.backfill_device();
+        events
+            .chunks(atoll_protocol::events::limits::MAX_EVENTS_PER_BATCH)
+            .map(|chunk| BackfillBatch {
+                device: device.clone(),
+                events: chunk.to_vec(),
+            })
+            .collect::<Vec<_>>()
+    }))
+    .map(|batch| analytics.backfill(&principal, &info.workspace, &info.app.app_key, batch))
+    .buffer_unordered(16);
+    while let Some(outcome) = batches.next().await {
+        stored += u64::from(outcome.context("cannot store demo events")?.accepted);
+    }
+    Ok(stored)
+}
+
+/// The seed of the demo's simulated users (the same week shape on every machine).
+const DEMO_SEED: u64 = 20_261_128;
 
 fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
     use std::io::Write;

@@ -7,6 +7,7 @@ use crate::state::AppState;
 use atoll_protocol::device::{
     Ack, BindRequest, BindingResponse, PushTokenRequest, RegisterRequest, RegisterResponse,
 };
+use atoll_protocol::events::{EventBatch, EventBatchResponse};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/device/v1/bind", post(bind))
         .route("/device/v1/unbind", post(unbind))
         .route("/device/v1/push-token", post(push_token))
+        .route("/device/v1/events", post(events))
 }
 
 async fn register(
@@ -66,4 +68,24 @@ async fn push_token(
         .set_push_token(&signed.caller, signed.body)
         .await?;
     Ok(Json(Ack { ok: true }))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    signed: Signed<EventBatch>,
+) -> ApiResult<Json<EventBatchResponse>> {
+    let outcome = state.analytics.ingest(&signed.caller, signed.body).await;
+    match &outcome {
+        Ok(answer) => {
+            metrics::counter!("atoll_events_ingested_total", "result" => "accepted")
+                .increment(u64::from(answer.accepted));
+            metrics::counter!("atoll_events_ingested_total", "result" => "duplicate")
+                .increment(u64::from(answer.duplicates));
+        }
+        Err(error) => {
+            metrics::counter!("atoll_event_batches_refused_total", "code" => error.code().as_str())
+                .increment(1);
+        }
+    }
+    Ok(Json(outcome?))
 }

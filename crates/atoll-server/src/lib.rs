@@ -14,6 +14,7 @@ mod listener;
 mod ops;
 mod state;
 
+pub use atoll_analytics::simulate;
 pub use config::Config;
 
 /// Entry points for the fuzz targets in `fuzz/`: the parsers of untrusted input.
@@ -27,13 +28,44 @@ pub mod fuzzing {
     ) -> Result<bytes::Bytes, atoll_protocol::ErrorCode> {
         crate::http::body::decode_body(encoding, body, limit).map_err(|error| error.code)
     }
+
+    /// Decodes and validates an event batch as `POST /device/v1/events` does
+    /// (inflate within `limit`, JSON, then every ingest rule), returning the rows
+    /// it would store or the code it would answer.
+    pub fn decode_event_batch(
+        encoding: Option<&str>,
+        body: bytes::Bytes,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Vec<atoll_events::EventRow>, atoll_protocol::ErrorCode> {
+        use atoll_analytics::ingest::{build_rows, IngestLimits, Profile, Source};
+        let inflated = decode_device_body(encoding, body, limit)?;
+        let batch: atoll_protocol::events::EventBatch = serde_json::from_slice(&inflated)
+            .map_err(|_| atoll_protocol::ErrorCode::InvalidRequest)?;
+        let profile = Profile {
+            device_id: "fuzz-device".into(),
+            ..Profile::default()
+        };
+        build_rows(
+            &batch,
+            &profile,
+            &atoll_analytics::registry::Registry::default(),
+            &IngestLimits::default(),
+            now_ms,
+            Source::Device,
+        )
+        .map_err(|refusal| refusal.code)
+    }
 }
 
 use crate::http::context::{panic_response, request_context, Limits};
 use crate::http::rate_limit::AppRateLimiter;
 use crate::http::ApiError;
 use anyhow::Context;
+use atoll_analytics::ingest::IngestLimits;
+use atoll_analytics::AnalyticsService;
 use atoll_core::clock::{Clock, SystemClock};
+use atoll_events::{EventStore, EventStoreConfig};
 use atoll_platform::{NonceStore, PlatformService, PlatformSettings};
 use atoll_protocol::ErrorCode;
 use atoll_store::{BlobStore, MetaStore, MetaStoreOptions};
@@ -112,7 +144,7 @@ impl Node {
         );
         let platform = PlatformService::new(
             store,
-            clock,
+            clock.clone(),
             PlatformSettings {
                 public_url: public_url.clone(),
                 signature_window_secs: config.device.signature_window_secs,
@@ -123,7 +155,21 @@ impl Node {
             },
             nonces,
         );
+        let events = open_event_store(&config).await?;
+        let analytics = Arc::new(AnalyticsService::new(
+            platform.clone(),
+            events,
+            clock,
+            IngestLimits {
+                max_events: config.analytics.max_events_per_batch,
+                max_attributes: config.analytics.max_attributes,
+                max_future_ms: config.analytics.max_future_secs * 1000,
+                max_age_ms: config.analytics.max_age_days * 86_400_000,
+                ..IngestLimits::default()
+            },
+        ));
         let state = AppState {
+            analytics,
             limiter: AppRateLimiter::new(
                 config.device.rate_per_app_per_sec,
                 config.device.rate_burst_per_app,
@@ -156,6 +202,11 @@ impl Node {
         &self.state.platform
     }
 
+    /// The analytics service (for seeding demo data).
+    pub fn analytics(&self) -> &AnalyticsService {
+        &self.state.analytics
+    }
+
     /// The data folder.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.data_dir
@@ -170,6 +221,7 @@ impl Node {
         };
         let console = atoll_console::router(atoll_console::ConsoleState::new(
             self.state.platform.clone(),
+            self.state.analytics.clone(),
         ));
         Router::new()
             .merge(api.layer(axum::extract::DefaultBodyLimit::max(
@@ -205,7 +257,7 @@ impl Node {
     ) -> anyhow::Result<()> {
         let router = self.router();
         let stop = CancellationToken::new();
-        let background = spawn_housekeeping(self.state.platform.clone(), stop.clone());
+        let background = spawn_housekeeping(self.state.clone(), stop.clone());
         let limits = listener::ConnectionLimits {
             header_read_timeout: Duration::from_secs(
                 self.state.config.http.header_read_timeout_secs.max(1),
@@ -237,21 +289,55 @@ impl Node {
         if let Err(error) = self.state.platform.verifier().nonces().save(&snapshot) {
             tracing::warn!(%error, "could not save the nonce snapshot; the next start fences old timestamps");
         }
+        if let Err(error) = self.state.analytics.events().close().await {
+            tracing::warn!(%error, "could not flush the event store; its log is replayed at the next start");
+        }
         self.state.platform.store().close().await;
         tracing::info!("stopped cleanly");
         Ok(())
     }
 }
 
-fn spawn_housekeeping(
-    platform: PlatformService,
-    stop: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+/// Opens the event store: its log in `<data_dir>/events/wal`, its segments in
+/// `<data_dir>/events/objects` (a local `object_store`; S3 in cluster mode).
+async fn open_event_store(config: &Config) -> anyhow::Result<EventStore> {
+    let root = config.data_dir.join("events");
+    let objects_dir = root.join("objects");
+    std::fs::create_dir_all(&objects_dir)
+        .with_context(|| format!("cannot create {}", objects_dir.display()))?;
+    let objects = object_store::local::LocalFileSystem::new_with_prefix(&objects_dir)
+        .context("cannot open the event object store")?;
+    let analytics = &config.analytics;
+    let mut settings = EventStoreConfig::new(root.join("wal"), Arc::new(objects));
+    settings.flush_interval = Duration::from_secs(analytics.flush_interval_secs.max(1));
+    settings.flush_rows = analytics.flush_rows.max(1);
+    settings.max_unflushed_rows = analytics.max_unflushed_rows.max(1);
+    settings.dedup_capacity = analytics.dedup_capacity.max(2);
+    settings.queue_capacity = analytics.queue_capacity.max(1);
+    settings.query_threads = analytics.query_threads.max(1);
+    EventStore::open(settings)
+        .await
+        .context("cannot open the event store")
+}
+
+fn spawn_housekeeping(state: AppState, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    let platform = state.platform.clone();
+    let analytics = state.analytics.clone();
+    let retention_every =
+        Duration::from_secs(state.config.analytics.retention_check_interval_secs.max(60));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        let mut retention = tokio::time::interval(retention_every);
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
+                _ = retention.tick() => {
+                    match analytics.apply_retention().await {
+                        Ok(0) => {}
+                        Ok(rows) => tracing::info!(rows, "events past their app's retention deleted"),
+                        Err(error) => tracing::warn!(%error, "event retention failed"),
+                    }
+                }
                 _ = tick.tick() => {
                     match platform.purge_expired().await {
                         Ok((sessions, audit)) if sessions + audit > 0 => {

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::http::rate_limit::AppRateLimiter;
+use atoll_analytics::AnalyticsService;
 use atoll_platform::PlatformService;
 use atoll_store::BlobStore;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Content-addressed blobs.
     pub blobs: BlobStore,
+    /// Event ingestion and reports.
+    pub analytics: Arc<AnalyticsService>,
 }
 
 impl std::fmt::Debug for AppState {

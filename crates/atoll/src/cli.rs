@@ -24,7 +24,7 @@ enum Command {
     /// Run the server.
     Serve(ServeArgs),
     /// Run the server with a demo admin, workspace and app (created on first run).
-    Demo(ServeArgs),
+    Demo(DemoArgs),
     /// Log in to a server and remember the session for the other commands.
     Login(LoginArgs),
     /// Workspaces.
@@ -39,6 +39,39 @@ enum Command {
     /// Devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Simulate devices using an app (sessions, pages, a purchase funnel) through the device API.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+struct SimArgs {
+    /// Server URL.
+    #[arg(long, env = "ATOLL_SERVER", default_value = "http://127.0.0.1:7420")]
+    server: String,
+    /// The app key (from `atoll demo` or the console).
+    #[arg(long)]
+    app_key: String,
+    /// The app secret.
+    #[arg(long, env = "ATOLL_APP_SECRET", hide_env_values = true)]
+    app_secret: String,
+    /// Simulated devices.
+    #[arg(long, default_value_t = 100)]
+    devices: u64,
+    /// Sessions-days each device plays.
+    #[arg(long, default_value_t = 1)]
+    sessions: u64,
+    /// Devices active at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Events per request (1-500).
+    #[arg(long, default_value_t = 50)]
+    batch: usize,
+    /// Seed of the personas (the same seed gives the same devices).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where the simulated devices keep their SDK state.
+    #[arg(long, default_value = "./atoll-sim")]
+    state_dir: PathBuf,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -64,6 +97,16 @@ struct ServeArgs {
     /// Log filter, e.g. info or debug.
     #[arg(long)]
     log_level: Option<String>,
+}
+
+#[derive(Debug, ClapArgs)]
+struct DemoArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Simulated devices whose last week of activity fills the demo app's
+    /// analytics on the first run (0: none).
+    #[arg(long, env = "ATOLL_DEMO_DEVICES", default_value_t = 2000)]
+    demo_devices: u64,
 }
 
 /// Where a client command sends its requests.
@@ -330,13 +373,23 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(args: ServeArgs, with_demo: bool) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, demo_devices: Option<u64>) -> anyhow::Result<()> {
     let config = serve_config(&args)?;
     init_logging(&config)?;
     let node = Node::start(config).await?;
     let address = node.local_addr()?;
-    if with_demo {
+    if let Some(devices) = demo_devices {
         let info = demo::seed(node.platform(), node.data_dir()).await?;
+        let started = std::time::Instant::now();
+        let seeded = demo::seed_events(node.platform(), node.analytics(), &info, devices).await?;
+        if seeded > 0 {
+            tracing::info!(
+                events = seeded,
+                devices,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "seeded a week of demo analytics"
+            );
+        }
         let url = node.public_url();
         println!();
         println!("  Atoll demo is running.");
@@ -377,8 +430,22 @@ async fn serve(args: ServeArgs, with_demo: bool) -> anyhow::Result<()> {
 /// Runs one command.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        Command::Serve(serve_args) => serve(serve_args, false).await,
-        Command::Demo(serve_args) => serve(serve_args, true).await,
+        Command::Serve(serve_args) => serve(serve_args, None).await,
+        Command::Sim(sim) => {
+            crate::sim::run(crate::sim::SimOptions {
+                server: sim.server,
+                app_key: sim.app_key,
+                app_secret: sim.app_secret,
+                devices: sim.devices,
+                sessions: sim.sessions,
+                concurrency: sim.concurrency,
+                seed: sim.seed,
+                state_dir: sim.state_dir,
+                batch: sim.batch,
+            })
+            .await
+        }
+        Command::Demo(demo_args) => serve(demo_args.serve, Some(demo_args.demo_devices)).await,
         Command::Login(login) => {
             let token = match login.token {
                 Some(token) => {

@@ -4,6 +4,7 @@
 
 mod cli;
 mod output;
+mod sim;
 
 use clap::Parser;
 

@@ -5,6 +5,7 @@
 //! redirects (post/redirect/get) — except where the answer shows a secret once,
 //! which must not be stored anywhere a redirect could carry it.
 
+pub mod analytics;
 pub mod apps;
 pub mod audit;
 pub mod devices;

@@ -66,6 +66,26 @@ impl From<atoll_platform::Error> for ApiError {
     }
 }
 
+impl From<atoll_analytics::Error> for ApiError {
+    fn from(error: atoll_analytics::Error) -> Self {
+        if let atoll_analytics::Error::Platform(platform) = error {
+            return platform.into();
+        }
+        let code = error.code();
+        let detail = if error.is_internal() {
+            tracing::error!(%error, "request failed");
+            "internal error; the request id identifies it in the server log".to_owned()
+        } else {
+            error.to_string()
+        };
+        ApiError {
+            code,
+            detail,
+            retry_after_secs: error.retry_after_secs(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut problem = Problem::new(self.code, self.detail);

@@ -29,10 +29,12 @@ async fn oversized_bodies_and_bombs_get_413_and_unknown_encodings_415() {
     encoder.write_all(&vec![b' '; 64 * 1024 * 1024]).unwrap();
     let bomb = encoder.finish().unwrap();
     assert!(bomb.len() < 1024 * 1024);
-    let raw = reqwest_signed(&server, &device, &bomb, "gzip").await;
+    let raw =
+        crate::support::signed_raw(&server, &device, "/device/v1/register", &bomb, "gzip").await;
     assert_eq!(raw.status(), 413);
 
-    let raw = reqwest_signed(&server, &device, b"{}", "br").await;
+    let raw =
+        crate::support::signed_raw(&server, &device, "/device/v1/register", b"{}", "br").await;
     assert_eq!(raw.status(), 415);
 
     // Compressed bodies work end to end.
@@ -61,48 +63,6 @@ async fn oversized_bodies_and_bombs_get_413_and_unknown_encodings_415() {
 }
 
 /// Sends pre-encoded bytes with a matching signature and a chosen encoding header.
-async fn reqwest_signed(
-    server: &TestServer,
-    device: &atoll_sdk::DeviceClient,
-    body: &[u8],
-    encoding: &str,
-) -> reqwest::Response {
-    use atoll_protocol::signing::*;
-    let timestamp = crate::support::now_secs();
-    let nonce = format!("nonce-{}", uuid_like());
-    let parts = SignedParts {
-        app_key: &server.demo.app_key,
-        device_id: device.device_id(),
-        method: "POST",
-        path: "/device/v1/register",
-        query: "",
-        timestamp,
-        nonce: &nonce,
-        body,
-    };
-    reqwest::Client::new()
-        .post(format!("{}/device/v1/register", server.url))
-        .header(HEADER_APP_KEY, &server.demo.app_key)
-        .header(HEADER_DEVICE_ID, device.device_id())
-        .header(HEADER_TIMESTAMP, timestamp.to_string())
-        .header(HEADER_NONCE, &nonce)
-        .header(HEADER_SIGNATURE, sign(&server.demo.app_secret, &parts))
-        .header("content-encoding", encoding)
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap()
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:032x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
 
 #[tokio::test]
 async fn an_app_over_its_rate_gets_429_with_retry_after() {

@@ -1,6 +1,7 @@
 //! Black-box tests: each starts the real `atoll` binary and drives it with
 //! `atoll-sdk`, as an app and an operator would.
 
+mod analytics;
 mod cli;
 mod device;
 mod durability;

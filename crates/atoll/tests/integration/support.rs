@@ -41,6 +41,8 @@ fn spawn(data_dir: &Path, listen: &str, env: &[(String, String)]) -> (Child, Str
         .args(["demo", "--listen", listen, "--data-dir"])
         .arg(data_dir.join("data"))
         .env("ATOLL_LOG_LEVEL", "info")
+        // Most tests want an empty app; the analytics tests seed their own data.
+        .env("ATOLL_DEMO_DEVICES", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log));
@@ -233,4 +235,40 @@ pub async fn align_to_second() {
         .unwrap();
     let into_second = now.subsec_millis() as u64;
     tokio::time::sleep(Duration::from_millis(1000 - into_second + 20)).await;
+}
+
+/// A signed POST of raw bytes with any `Content-Encoding`, bypassing the SDK's own
+/// compression (for bombs and unsupported encodings).
+pub async fn signed_raw(
+    server: &TestServer,
+    device: &atoll_sdk::DeviceClient,
+    path: &str,
+    body: &[u8],
+    encoding: &str,
+) -> reqwest::Response {
+    use atoll_protocol::signing::*;
+    let timestamp = now_secs();
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let parts = SignedParts {
+        app_key: &server.demo.app_key,
+        device_id: device.device_id(),
+        method: "POST",
+        path,
+        query: "",
+        timestamp,
+        nonce: &nonce,
+        body,
+    };
+    reqwest::Client::new()
+        .post(format!("{}{path}", server.url))
+        .header(HEADER_APP_KEY, &server.demo.app_key)
+        .header(HEADER_DEVICE_ID, device.device_id())
+        .header(HEADER_TIMESTAMP, timestamp.to_string())
+        .header(HEADER_NONCE, &nonce)
+        .header(HEADER_SIGNATURE, sign(&server.demo.app_secret, &parts))
+        .header("content-encoding", encoding)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
 }

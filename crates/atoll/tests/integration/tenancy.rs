@@ -28,6 +28,9 @@ impl TenantA {
             ("user", &self.user),
             ("member", &self.member),
             ("token", &self.token),
+            ("event", &"buy".to_owned()),
+            ("funnel", &"fnl_missing".to_owned()),
+            ("dimension", &"app_version".to_owned()),
         ] {
             filled = filled.replace(&format!("{{{name}}}"), value);
         }
@@ -65,6 +68,29 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
             json!({"name": "stolen", "scopes": ["admin"]})
         }
         ("delete", "/api/v1/workspaces/{workspace}/tokens/{token}") => return None,
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/analytics/funnels") => json!({
+            "name": "stolen", "steps": [{"event_id": "a"}, {"event_id": "b"}], "window_secs": 3600
+        }),
+        ("delete", "/api/v1/workspaces/{workspace}/apps/{app}/analytics/funnels/{funnel}") => {
+            return None
+        }
+        ("put", "/api/v1/workspaces/{workspace}/apps/{app}/analytics/registry/{event}") => {
+            json!({"event_id": "buy", "attributes": []})
+        }
+        ("delete", "/api/v1/workspaces/{workspace}/apps/{app}/analytics/registry/{event}") => {
+            return None
+        }
+        ("put", "/api/v1/workspaces/{workspace}/apps/{app}/analytics/settings") => {
+            json!({"reject_unregistered": true, "retention_days": 1})
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/analytics/privacy/export")
+        | ("post", "/api/v1/workspaces/{workspace}/apps/{app}/analytics/privacy/delete") => {
+            json!({"device_id": "some-device"})
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/analytics/backfill") => json!({
+            "device": {"device_id": "intruder"},
+            "events": [{"uuid": "5f0c1f4e-7a4b-4c55-9a57-2f1f7b0e6a11", "event_id": "x", "time": 1}]
+        }),
         (method, path) => panic!("no example body for {method} {path}: add one to the matrix"),
     };
     Some(body)
