@@ -135,11 +135,17 @@ const MAX_CACHED_REPORTS: usize = 512;
 /// (the registry or settings may have).
 const REPORT_TTL: Duration = Duration::from_secs(300);
 
+/// A cached answer: the data version it was computed at, when, and the value.
+type CachedReport = (u64, Instant, Arc<dyn Any + Send + Sync>);
+
+/// A device's context and when it was read, by (app id, device id).
+type ProfileCache = HashMap<(String, String), (Instant, Arc<Profile>)>;
+
 /// Cached answers, keyed by app, report and parameters, valid while the data
 /// version of their days is unchanged.
 #[derive(Default)]
 struct ReportCache {
-    entries: Mutex<HashMap<String, (u64, Instant, Arc<dyn Any + Send + Sync>)>>,
+    entries: Mutex<HashMap<String, CachedReport>>,
 }
 
 impl ReportCache {
@@ -176,7 +182,7 @@ pub struct AnalyticsService {
     clock: Arc<dyn Clock>,
     limits: IngestLimits,
     registries: RegistryCache,
-    profiles: Mutex<HashMap<(String, String), (Instant, Arc<Profile>)>>,
+    profiles: Mutex<ProfileCache>,
     cache: ReportCache,
 }
 
