@@ -11,7 +11,7 @@ use atoll_events::{Day, EventStore, DAY_MS};
 use atoll_protocol::analytics::*;
 use atoll_protocol::events::{BACKGROUND, LAUNCH, PAGE_VIEW};
 use roaring::RoaringBitmap;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// What every report is asked about.
 #[derive(Debug, Clone)]
@@ -167,15 +167,7 @@ pub async fn overview(store: &EventStore, scope: &Scope) -> Result<OverviewRepor
             ),
         )
         .await?;
-    let mut launches: HashMap<i64, (u64, u64)> = HashMap::new();
-    for ((day, launch), events) in per_day
-        .ints(0)?
-        .into_iter()
-        .zip(per_day.counts(1)?)
-        .zip(per_day.counts(2)?)
-    {
-        launches.insert(day, (launch, events));
-    }
+    let launches = per_day.keyed_counts()?;
     let sessions_table = conditions
         .run(&context, &session_lengths_sql(&conditions))
         .await?;
@@ -325,15 +317,7 @@ pub async fn realtime(store: &EventStore, scope: &Scope, now_ms: i64) -> Result<
             ),
         )
         .await?;
-    let mut by_minute: HashMap<i64, (u64, u64)> = HashMap::new();
-    for ((minute, events), devices) in table
-        .ints(0)?
-        .into_iter()
-        .zip(table.counts(1)?)
-        .zip(table.counts(2)?)
-    {
-        by_minute.insert(minute, (events, devices));
-    }
+    let by_minute = table.keyed_counts()?;
     let totals = conditions
         .run(
             &context,
@@ -764,15 +748,7 @@ pub async fn event_detail(
             ),
         )
         .await?;
-    let mut by_bucket: HashMap<i64, (u64, u64)> = HashMap::new();
-    for ((bucket, count), devices) in trend_table
-        .ints(0)?
-        .into_iter()
-        .zip(trend_table.counts(1)?)
-        .zip(trend_table.counts(2)?)
-    {
-        by_bucket.insert(bucket, (count, devices));
-    }
+    let by_bucket = trend_table.keyed_counts()?;
     let first = i64::from(scope.from) * DAY_MS / bucket_ms;
     let last = (i64::from(scope.to) + 1) * DAY_MS / bucket_ms;
     let trend = (first..last)

@@ -136,6 +136,18 @@ impl Table {
             .collect())
     }
 
+    /// Columns 0, 1 and 2 as `key -> (count, count)` (grouped results by day,
+    /// minute or bucket).
+    pub fn keyed_counts(&self) -> Result<std::collections::HashMap<i64, (u64, u64)>> {
+        let keys = self.ints(0)?;
+        let first = self.counts(1)?;
+        let second = self.counts(2)?;
+        Ok(keys
+            .into_iter()
+            .zip(first.into_iter().zip(second))
+            .collect())
+    }
+
     /// A column as optional text.
     pub fn texts(&self, column: usize) -> Result<Vec<Option<String>>> {
         let mut out = Vec::with_capacity(self.len());
