@@ -4,11 +4,13 @@
 //! - [`ids`]: ids and secrets;
 //! - [`access`]: who is calling (principals), what a route needs, and the one rule
 //!   that decides whether a role or a token scope grants it;
-//! - [`validate`]: field rules shared by the API and the console.
+//! - [`validate`]: field rules shared by the API and the console;
+//! - [`bucketing`]: the one percentage function (MurmurHash3 buckets).
 //!
 //! This crate does no IO and knows no web framework or database.
 
 pub mod access;
+pub mod bucketing;
 pub mod clock;
 pub mod ids;
 pub mod validate;
