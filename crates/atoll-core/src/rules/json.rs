@@ -150,15 +150,20 @@ fn condition_to_json(condition: &Condition, object: &mut Map<String, Value>) {
     }
 }
 
-/// Appends a JSON pointer token (escaping `~` and `/`) and runs `read` there.
+/// A JSON pointer token: `~` and `/` escaped (RFC 6901).
+fn token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Appends a JSON pointer token and runs `read` there.
 fn under<T>(
     path: &mut String,
-    token: &str,
+    segment: &str,
     read: impl FnOnce(&mut String) -> Result<T, RuleError>,
 ) -> Result<T, RuleError> {
     let length = path.len();
     path.push('/');
-    path.push_str(&token.replace('~', "~0").replace('/', "~1"));
+    path.push_str(&token(segment));
     let result = read(path).map_err(|error| error.at_path(path));
     path.truncate(length);
     result
@@ -219,7 +224,7 @@ fn rule_from_json(value: &Value, path: &mut String, depth: usize) -> Result<Rule
                         .join(", ")
                 ),
             )
-            .at_path(&format!("{path}/{key}")));
+            .at_path(&format!("{path}/{}", token(key))));
         }
     }
     match kind {
@@ -355,7 +360,7 @@ fn condition_from_json(
                 RuleErrorCode::UnknownField,
                 format!("unexpected key `{other}`: op `{op}` takes `{key}`"),
             )
-            .at_path(&format!("{path}/{other}")));
+            .at_path(&format!("{path}/{}", token(other))));
         }
     }
     Ok(condition)
