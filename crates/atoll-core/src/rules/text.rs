@@ -33,7 +33,7 @@ use std::fmt::{self, Write as _};
 
 use super::ast::{
     check_compare, check_in_list, check_name, check_value, check_values_count, too_deep,
-    too_many_conditions, Condition, Field, Rule, Unit, Use,
+    too_many_conditions, Condition, Field, FieldKind, Rule, Unit, Use,
 };
 use super::error::{RuleError, RuleErrorCode};
 use super::version::CmpOp;
@@ -520,16 +520,20 @@ impl<'a> Parser<'a> {
 
     fn parse_value(&mut self, field: Field, usage: Use) -> Result<String, RuleError> {
         let value_column = self.column();
-        let value = match self.peek() {
-            Tok::Word(word) if is_keyword(word) => {
-                return Err(self.expected(&format!(
-                    "a value (the keyword `{word}` is a value only in quotes: \"{word}\")"
-                )))
-            }
-            Tok::Word(word) => (*word).to_string(),
-            Tok::Str(value) => value.clone(),
-            _ => return Err(self.expected("a value: a word or a \"quoted string\"")),
-        };
+        let value =
+            match self.peek() {
+                Tok::Word(word) if is_keyword(word) => {
+                    return Err(self.expected(&format!(
+                        "a value (the keyword `{word}` is a value only in quotes: \"{word}\")"
+                    )))
+                }
+                Tok::Word(word) => (*word).to_string(),
+                Tok::Str(value) => value.clone(),
+                Tok::Op(_) if field.kind() == FieldKind::Version => return Err(self.expected(
+                    "a version, a pattern such as 1.2.x, or a quoted range such as \">=2.0 <2.5\"",
+                )),
+                _ => return Err(self.expected("a value: a word or a \"quoted string\"")),
+            };
         self.advance();
         check_value(field, usage, &value).map_err(|error| error.at_column(value_column))?;
         Ok(value)
@@ -579,9 +583,9 @@ impl<'a> Parser<'a> {
 
 fn field_operators(field: Field) -> &'static str {
     match field.kind() {
-        super::ast::FieldKind::Version => "=, !=, <, <=, >, >=, in ( ) or not in ( )",
-        super::ast::FieldKind::Text => "=, !=, in ( ) or not in ( )",
-        super::ast::FieldKind::Id => "=, !=, in ( ), not in ( ), in list:NAME or not in list:NAME",
+        FieldKind::Version => "=, !=, <, <=, >, >=, in ( ) or not in ( )",
+        FieldKind::Text => "=, !=, in ( ) or not in ( )",
+        FieldKind::Id => "=, !=, in ( ), not in ( ), in list:NAME or not in list:NAME",
     }
 }
 
@@ -605,13 +609,13 @@ impl Rule {
         };
         let (rule, _) = parser.parse_or()?;
         if *parser.peek() != Tok::End {
-            let hint = match parser.peek() {
-                Tok::Word(_) | Tok::Str(_) => {
-                    "; a value with spaces needs quotes, as in model = \"Pixel 8\""
-                }
-                _ => "",
-            };
-            return Err(parser.expected(&format!("`and`, `or` or the end of the rule{hint}")));
+            let mut error = parser.expected("`and`, `or` or the end of the rule");
+            if matches!(parser.peek(), Tok::Word(_) | Tok::Str(_)) {
+                error
+                    .message
+                    .push_str("; a value with spaces needs quotes, as in model = \"Pixel 8\"");
+            }
+            return Err(error);
         }
         // The parser checks as it goes, with columns; this is a net for anything a
         // future change to it might miss.
@@ -860,6 +864,12 @@ mod tests {
                 RuleErrorCode::InvalidVersion,
                 16,
                 "`2.x` is not a version",
+            ),
+            (
+                "app_version in (1.x, >=2 <3)",
+                RuleErrorCode::Syntax,
+                22,
+                "a quoted range such as",
             ),
             (
                 "app_version in (\">=2.x\")",
