@@ -302,6 +302,7 @@ test("a first-time user sets up an app in the console", async (t) => {
           await page.goto(`${base}${address}`);
           await snap(name);
         }
+        await page.goto(`${base}/w/demo`); // back to a page with the workspace navigation
       }
     });
 
@@ -368,6 +369,52 @@ test("a first-time user sets up an app in the console", async (t) => {
       await page.locator(".flash-success", { hasText: "Event 'purchase' declared" }).waitFor();
       await page.locator("#registry table", { hasText: "amount: number" }).waitFor();
       await snap("analytics-registry");
+    });
+
+    await t.test("switches are reviewed as a diff, published, and rolled back", async () => {
+      const apps = await fetch(`${base}/api/v1/workspaces/demo/apps`, { headers: { cookie: await sessionCookie() } });
+      const demoApp = (await apps.json()).find((app) => app.name === "Demo Shop");
+      const switchesApi = `${base}/api/v1/workspaces/demo/apps/${demoApp.app_key}/switches`;
+      const inForce = async () => (await fetch(switchesApi, { headers: { cookie: await sessionCookie() } })).json();
+      const before = (await inForce()).version;
+      assert.ok(before >= 1, "the demo publishes starter switches");
+      await page.goto(`${base}/w/demo/switches?app=${demoApp.app_key}`);
+      await page.locator("#switches", { hasText: "new_checkout" }).waitFor();
+      await page.fill("#switch-editor input[name=key]", "dark_mode");
+      await page.selectOption("#switch-editor select[name=type]", "bool");
+      await page.fill("#switch-editor textarea[name=rules]", "platform = ios and percent(50) => true");
+      await page.fill("#switch-editor input[name=default]", "false");
+      await page.click("#switch-editor button[type=submit]");
+      await page.locator("#review-diff tr.diff-added", { hasText: "dark_mode" }).waitFor();
+      await page.fill("#publish-form input[name=message]", "dark mode for half of iOS");
+      await page.click("#publish-form button[type=submit]");
+      await page.locator(".flash-success", { hasText: "Published" }).waitFor();
+      await page.locator("#switches", { hasText: "platform = ios and percent(50) => true" }).waitFor();
+      await page.locator("#switch-history", { hasText: "dark mode for half of iOS" }).waitFor();
+
+      await page.click("#switches tr:has-text('dark_mode') a:has-text('Edit')");
+      await page.fill("#switch-editor input[name=default]", "true");
+      await page.click("#switch-editor button[type=submit]");
+      const review = await page.textContent("#review-diff");
+      assert.match(review, /changed[\s\S]*dark_mode[\s\S]*default/);
+      await page.click("#publish-form button[type=submit]");
+      await page.locator(".flash-success", { hasText: "Published" }).waitFor();
+      await snap("switches");
+
+      // A bad rule is refused with the engine's explanation, and the draft stays.
+      await page.fill("#switch-editor input[name=key]", "broken");
+      await page.fill("#switch-editor textarea[name=rules]", "app_version >= => true");
+      await page.click("#switch-editor button[type=submit]");
+      await page.locator(".flash-error", { hasText: "targeted value 1" }).waitFor();
+      assert.equal(await page.inputValue("#switch-editor input[name=key]"), "broken");
+
+      page.once("dialog", (dialog) => dialog.accept());
+      await page.click(`#switch-history button:has-text('Roll back to v${before + 1}')`);
+      await page.locator(".flash-success", { hasText: "Rolled back" }).waitFor();
+      const rolledBack = await inForce();
+      assert.equal(rolledBack.version, before + 3);
+      const darkMode = rolledBack.switches.find((s) => s.key === "dark_mode");
+      assert.equal(darkMode.default, false, "the first dark_mode default is back");
     });
 
     await t.test("logging out ends the session", async () => {

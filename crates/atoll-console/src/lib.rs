@@ -11,7 +11,7 @@
 //!   extractor and both CSRF checks; `view` the shared page frame (top bar,
 //!   navigation, flash messages), error pages and template filters;
 //! - `pages/*` one module per area (workspaces, apps, devices, members, tokens,
-//!   audit), each with its handlers and templates;
+//!   audit, analytics, switches), each with its handlers and templates;
 //! - `templates/` the askama templates, `assets/` the one stylesheet and the few
 //!   lines of script (copy buttons, confirmations, closing menus), both compiled
 //!   into the binary.
@@ -30,6 +30,7 @@ pub use auth::{cookie, tokens_match};
 
 use atoll_analytics::AnalyticsService;
 use atoll_platform::PlatformService;
+use atoll_switches::SwitchService;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -44,21 +45,27 @@ pub const SESSION_COOKIE: &str = "atoll_session";
 pub struct ConsoleState {
     platform: PlatformService,
     analytics: Arc<AnalyticsService>,
+    switches: Arc<SwitchService>,
 }
 
 impl ConsoleState {
     /// Console state over the platform and module services.
-    pub fn new(platform: PlatformService, analytics: Arc<AnalyticsService>) -> ConsoleState {
+    pub fn new(
+        platform: PlatformService,
+        analytics: Arc<AnalyticsService>,
+        switches: Arc<SwitchService>,
+    ) -> ConsoleState {
         ConsoleState {
             platform,
             analytics,
+            switches,
         }
     }
 }
 
 /// The console's routes, mounted at `/`.
 pub fn router(state: ConsoleState) -> Router {
-    use pages::{analytics, apps, audit, devices, members, tokens, workspaces};
+    use pages::{analytics, apps, audit, devices, members, switches, tokens, workspaces};
     Router::new()
         .route("/", get(workspaces::home))
         .route("/login", get(auth::login_page).post(auth::login))
@@ -92,6 +99,11 @@ pub fn router(state: ConsoleState) -> Router {
             get(analytics::tab_funnels).post(analytics::save_funnel),
         )
         .route("/w/{ws}/analytics/{tab}", get(analytics::tab))
+        .route("/w/{ws}/switches", get(switches::index))
+        .route("/w/{ws}/switches/review", post(switches::review))
+        .route("/w/{ws}/switches/publish", post(switches::publish))
+        .route("/w/{ws}/switches/delete", post(switches::delete))
+        .route("/w/{ws}/switches/rollback", post(switches::rollback))
         // Console-shaped 404 for mistyped console addresses (the server's own
         // fallback answers problem JSON, which suits the APIs, not people).
         .route("/w/{ws}/{*rest}", get(workspaces::not_found))

@@ -25,6 +25,7 @@ pub const NAV: &[(&str, &str, &str, bool)] = &[
     ("Workspace", "API tokens", "/tokens", true),
     ("Workspace", "Audit log", "/audit", true),
     ("Modules", "Analytics", "/analytics", true),
+    ("Modules", "Switches", "/switches", true),
     ("Modules", "Push", "/push", false),
     ("Modules", "Sync", "/sync", false),
     ("Modules", "Delivery", "/delivery", false),
@@ -237,6 +238,24 @@ pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
 }
 
 /// The HTTP status matching a platform error.
+/// A module's error (code and message) as the console's platform error, so
+/// every module's failures use the same error page and flash.
+pub fn module_error(code: atoll_protocol::ErrorCode, message: String) -> Error {
+    use atoll_protocol::ErrorCode;
+    match code {
+        // `Error::NotFound` adds " not found" itself.
+        ErrorCode::NotFound => Error::NotFound(
+            message
+                .strip_suffix(" not found")
+                .unwrap_or(&message)
+                .to_owned(),
+        ),
+        ErrorCode::Conflict => Error::Conflict(message),
+        code if code.status() < 500 => Error::Validation(message),
+        _ => Error::Internal(message),
+    }
+}
+
 pub fn status_of(error: &Error) -> StatusCode {
     StatusCode::from_u16(error.code().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
@@ -377,6 +396,10 @@ pub fn done_message(code: &str) -> Option<Flash> {
         "role_changed" => "Role changed.",
         "member_removed" => "Member removed.",
         "token_revoked" => "Token revoked. Requests made with it are now refused.",
+        "switches_published" => "Published. Devices get the new values on their next fetch.",
+        "switches_rolled_back" => {
+            "Rolled back: the earlier switches are published as a new version."
+        }
         _ => return None,
     };
     Some(Flash::success(message))

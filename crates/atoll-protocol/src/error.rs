@@ -99,6 +99,8 @@ error_codes! {
     UnregisteredEvent = ("unregistered_event", 422, "Unregistered event"),
     /// An attribute value does not have the type its registry entry declares.
     AttributeTypeMismatch = ("attribute_type_mismatch", 422, "Attribute type mismatch"),
+    /// A target rule does not parse or is not valid; the detail says where and why.
+    InvalidRule = ("invalid_rule", 422, "Invalid target rule"),
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -12,6 +12,7 @@ pub mod device;
 pub mod error;
 pub mod events;
 pub mod signing;
+pub mod switches;
 pub mod time;
 
 pub use error::{ErrorCode, Problem};

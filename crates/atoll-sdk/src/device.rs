@@ -78,6 +78,8 @@ pub struct RequestOptions {
     pub secret: Option<String>,
     /// Retry per the policy (re-signing each attempt).
     pub retry: bool,
+    /// Extra request headers (e.g. `If-None-Match`); they are not signed.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Default for RequestOptions {
@@ -88,6 +90,7 @@ impl Default for RequestOptions {
             nonce: None,
             secret: None,
             retry: true,
+            headers: Vec::new(),
         }
     }
 }
@@ -157,6 +160,11 @@ impl DeviceClient {
     /// This install's device id.
     pub fn device_id(&self) -> &str {
         &self.device_id
+    }
+
+    /// The folder the SDK keeps its state in (device id, queues, caches).
+    pub fn storage_dir(&self) -> &std::path::Path {
+        &self.config.storage_dir
     }
 
     /// Registers (or re-describes) this device.
@@ -319,6 +327,9 @@ impl DeviceClient {
             .body(wire_body.to_vec());
         if let Some(encoding) = encoding {
             request = request.header(reqwest::header::CONTENT_ENCODING, encoding);
+        }
+        for (name, value) in &options.headers {
+            request = request.header(*name, value);
         }
         check(request.send().await?).await
     }

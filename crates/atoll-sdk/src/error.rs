@@ -53,7 +53,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Turns a non-success response into [`Error::Api`].
 pub(crate) async fn check(response: reqwest::Response) -> Result<reqwest::Response> {
     let status = response.status();
-    if status.is_success() {
+    // 304 answers a conditional request: the caller's copy is current.
+    if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(response);
     }
     let retry_after_secs = response

@@ -6,6 +6,8 @@
 //!   `Retry-After` and correcting its clock when the server reports skew.
 //! - [`Tracker`] records analytics events (custom ones, sessions, pages) in an
 //!   on-disk queue and sends them in batches through the [`DeviceClient`].
+//! - [`Switches`] holds the app's remote config on the device: local defaults,
+//!   the last fetched values cached on disk, conditional fetches, listeners.
 //! - [`AdminClient`] speaks the admin API with a bearer token; the CLI and app
 //!   backends use it.
 //!
@@ -15,9 +17,11 @@
 
 mod admin;
 mod admin_analytics;
+mod admin_switches;
 mod device;
 mod error;
 mod retry;
+pub mod switches;
 pub mod tracker;
 
 pub use admin::AdminClient;
@@ -25,4 +29,5 @@ pub use atoll_protocol as protocol;
 pub use device::{Compression, DeviceClient, DeviceConfig, RequestOptions};
 pub use error::{Error, Result};
 pub use retry::RetryPolicy;
+pub use switches::Switches;
 pub use tracker::{Tracker, TrackerConfig};

@@ -52,6 +52,7 @@ async fn signatures_on_the_wire_match_the_golden_vectors() {
             nonce: Some(field("nonce")),
             secret: None,
             retry: false,
+            headers: Vec::new(),
         };
         client
             .send_raw(

@@ -12,6 +12,7 @@ mod apps;
 mod auth;
 mod devices;
 mod members;
+mod switches;
 mod tokens;
 mod workspaces;
 
@@ -97,5 +98,12 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(analytics::privacy_export))
         .routes(routes!(analytics::privacy_delete))
         .routes(routes!(analytics::backfill))
+        .routes(routes!(switches::current, switches::publish))
+        .routes(routes!(switches::put_switch, switches::delete_switch))
+        .routes(routes!(switches::preview))
+        .routes(routes!(switches::history))
+        .routes(routes!(switches::version))
+        .routes(routes!(switches::rollback))
+        .routes(routes!(switches::evaluate))
         .split_for_parts()
 }

@@ -8,7 +8,10 @@ use atoll_platform::{PlatformService, Principal};
 use atoll_protocol::admin::{App, CreateApp, CreateWorkspace, SdkConfig};
 use atoll_protocol::analytics::BackfillBatch;
 use atoll_protocol::device::Platform;
+use atoll_protocol::switches::{PublishSwitches, Switch, SwitchType, TargetedValue};
+use atoll_switches::SwitchService;
 use futures::StreamExt;
+use serde_json::json;
 use std::path::Path;
 
 /// The demo admin's login.
@@ -102,11 +105,7 @@ pub async fn seed_events(
     info: &DemoInfo,
     devices: u64,
 ) -> anyhow::Result<u64> {
-    let admin = platform
-        .find_user(DEMO_EMAIL)
-        .await?
-        .context("the demo admin is missing from this data folder")?;
-    let principal = Principal::User(admin);
+    let principal = demo_principal(platform).await?;
     if devices == 0
         || analytics
             .has_events(&principal, &info.workspace, &info.app.app_key)
@@ -133,6 +132,87 @@ pub async fn seed_events(
         stored += u64::from(outcome.context("cannot store demo events")?.accepted);
     }
     Ok(stored)
+}
+
+/// The demo admin, who owns what the demo seeds.
+async fn demo_principal(platform: &PlatformService) -> anyhow::Result<Principal> {
+    let admin = platform
+        .find_user(DEMO_EMAIL)
+        .await?
+        .context("the demo admin is missing from this data folder")?;
+    Ok(Principal::User(admin))
+}
+
+/// Publishes a starter set of switches in the demo app when it has none, so the
+/// Switches page and `GET /device/v1/config` show targeted values at work.
+/// Returns whether it published.
+pub async fn seed_switches(
+    platform: &PlatformService,
+    switches: &SwitchService,
+    info: &DemoInfo,
+) -> anyhow::Result<bool> {
+    let principal = demo_principal(platform).await?;
+    let (workspace, app) = (&info.workspace, &info.app.app_key);
+    if switches.current(&principal, workspace, app).await?.version > 0 {
+        return Ok(false);
+    }
+    let switch = |key: &str, value_type, default, rules: &[(&str, serde_json::Value)]| Switch {
+        key: key.into(),
+        value_type,
+        description: String::new(),
+        platforms: Vec::new(),
+        default,
+        rules: rules
+            .iter()
+            .map(|(when, value)| TargetedValue {
+                when: (*when).into(),
+                value: value.clone(),
+            })
+            .collect(),
+    };
+    let starter = vec![
+        Switch {
+            description: "The redesigned checkout, rolled out gradually".into(),
+            ..switch(
+                "new_checkout",
+                SwitchType::Bool,
+                json!(false),
+                &[("app_version >= 3.4 and percent(20)", json!(true))],
+            )
+        },
+        switch(
+            "home_banner",
+            SwitchType::String,
+            json!("Free shipping over $50"),
+            &[(
+                "platform = ios",
+                json!("Free shipping over $50 · Apple Pay accepted"),
+            )],
+        ),
+        switch(
+            "cart_limits",
+            SwitchType::Json,
+            json!({"max_items": 50, "max_quantity": 10}),
+            &[],
+        ),
+        Switch {
+            platforms: vec![Platform::Android, Platform::Ios],
+            ..switch("support_chat", SwitchType::Bool, json!(true), &[])
+        },
+    ];
+    switches
+        .publish(
+            &principal,
+            workspace,
+            app,
+            PublishSwitches {
+                expected_version: Some(0),
+                message: "demo: starter switches".into(),
+                switches: starter,
+            },
+        )
+        .await?;
+    Ok(true)
 }
 
 /// The seed of the demo's simulated users (the same week shape on every machine).

@@ -9,7 +9,9 @@ use atoll_protocol::device::{
 };
 use atoll_protocol::events::{EventBatch, EventBatchResponse};
 use axum::extract::State;
-use axum::routing::post;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -21,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/device/v1/unbind", post(unbind))
         .route("/device/v1/push-token", post(push_token))
         .route("/device/v1/events", post(events))
+        .route("/device/v1/config", get(config))
 }
 
 async fn register(
@@ -88,4 +91,51 @@ async fn events(
         }
     }
     Ok(Json(outcome?))
+}
+
+/// Whether an `If-None-Match` header names `etag` (or is `*`).
+fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == etag || tag == "*")
+}
+
+/// The switch values for the calling device, with an `ETag`; `304` when the
+/// device already has them.
+async fn config(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    signed: Signed<Empty>,
+) -> ApiResult<Response> {
+    let values = state.switches.device_values(&signed.caller).await?;
+    let (body, etag) = atoll_switches::evaluate::answer(&values);
+    let etag_header = HeaderValue::from_str(&etag).expect("a hex tag is a valid header");
+    // Devices may keep the answer but must revalidate it: values change on publish.
+    let cache = (
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    if matches_etag(&headers, &etag) {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag_header), cache],
+        )
+            .into_response());
+    }
+    Ok((
+        [
+            (header::ETAG, etag_header),
+            cache,
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }

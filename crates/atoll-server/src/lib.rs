@@ -69,6 +69,7 @@ use atoll_events::{EventStore, EventStoreConfig};
 use atoll_platform::{NonceStore, PlatformService, PlatformSettings};
 use atoll_protocol::ErrorCode;
 use atoll_store::{BlobStore, MetaStore, MetaStoreOptions};
+use atoll_switches::SwitchService;
 use axum::response::IntoResponse;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -156,6 +157,7 @@ impl Node {
             nonces,
         );
         let events = open_event_store(&config).await?;
+        let switches = Arc::new(SwitchService::new(platform.clone(), clock.clone()));
         let analytics = Arc::new(AnalyticsService::new(
             platform.clone(),
             events,
@@ -170,6 +172,7 @@ impl Node {
         ));
         let state = AppState {
             analytics,
+            switches,
             limiter: AppRateLimiter::new(
                 config.device.rate_per_app_per_sec,
                 config.device.rate_burst_per_app,
@@ -207,6 +210,11 @@ impl Node {
         &self.state.analytics
     }
 
+    /// The switches service (for seeding demo data).
+    pub fn switches(&self) -> &SwitchService {
+        &self.state.switches
+    }
+
     /// The data folder.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.data_dir
@@ -222,6 +230,7 @@ impl Node {
         let console = atoll_console::router(atoll_console::ConsoleState::new(
             self.state.platform.clone(),
             self.state.analytics.clone(),
+            self.state.switches.clone(),
         ));
         Router::new()
             .merge(api.layer(axum::extract::DefaultBodyLimit::max(

@@ -5,6 +5,7 @@ use crate::http::rate_limit::AppRateLimiter;
 use atoll_analytics::AnalyticsService;
 use atoll_platform::PlatformService;
 use atoll_store::BlobStore;
+use atoll_switches::SwitchService;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ pub struct AppState {
     pub blobs: BlobStore,
     /// Event ingestion and reports.
     pub analytics: Arc<AnalyticsService>,
+    /// Remote config.
+    pub switches: Arc<SwitchService>,
 }
 
 impl std::fmt::Debug for AppState {

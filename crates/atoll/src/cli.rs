@@ -39,6 +39,9 @@ enum Command {
     /// Devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Switches (remote config): read, set, delete, history, rollback.
+    #[command(subcommand)]
+    Switch(crate::switch_cli::SwitchCommand),
     /// Simulate devices using an app (sessions, pages, a purchase funnel) through the device API.
     Sim(SimArgs),
 }
@@ -111,7 +114,7 @@ struct DemoArgs {
 
 /// Where a client command sends its requests.
 #[derive(Debug, ClapArgs)]
-struct ClientArgs {
+pub(crate) struct ClientArgs {
     /// Server URL (default: from `atoll login`, or $ATOLL_SERVER).
     #[arg(long, env = "ATOLL_SERVER", global = true)]
     server: Option<String>,
@@ -120,7 +123,7 @@ struct ClientArgs {
     token: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -140,7 +143,7 @@ struct LoginArgs {
 }
 
 #[derive(Debug, ClapArgs)]
-struct WorkspaceArg {
+pub(crate) struct WorkspaceArg {
     /// Workspace slug (default: the only or first workspace you can see, or $ATOLL_WORKSPACE).
     #[arg(long, short = 'w', env = "ATOLL_WORKSPACE")]
     workspace: Option<String>,
@@ -286,7 +289,7 @@ fn save_credentials(credentials: &Credentials) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn client(args: &ClientArgs) -> anyhow::Result<AdminClient> {
+pub(crate) fn client(args: &ClientArgs) -> anyhow::Result<AdminClient> {
     let saved: Credentials = std::fs::read_to_string(credentials_path())
         .ok()
         .and_then(|text| toml::from_str(&text).ok())
@@ -306,7 +309,10 @@ fn client(args: &ClientArgs) -> anyhow::Result<AdminClient> {
     Ok(AdminClient::new(&server, token)?)
 }
 
-async fn workspace_of(client: &AdminClient, arg: &WorkspaceArg) -> anyhow::Result<String> {
+pub(crate) async fn workspace_of(
+    client: &AdminClient,
+    arg: &WorkspaceArg,
+) -> anyhow::Result<String> {
     if let Some(workspace) = &arg.workspace {
         return Ok(workspace.clone());
     }
@@ -382,6 +388,10 @@ async fn serve(args: ServeArgs, demo_devices: Option<u64>) -> anyhow::Result<()>
         let info = demo::seed(node.platform(), node.data_dir()).await?;
         let started = std::time::Instant::now();
         let seeded = demo::seed_events(node.platform(), node.analytics(), &info, devices).await?;
+        // Demo data (events, starter switches) only when asked for; tests start empty.
+        if devices > 0 {
+            demo::seed_switches(node.platform(), node.switches(), &info).await?;
+        }
         if seeded > 0 {
             tracing::info!(
                 events = seeded,
@@ -445,6 +455,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Switch(command) => crate::switch_cli::run(command).await,
         Command::Demo(demo_args) => serve(demo_args.serve, Some(demo_args.demo_devices)).await,
         Command::Login(login) => {
             let token = match login.token {

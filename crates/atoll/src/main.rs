@@ -5,6 +5,7 @@
 mod cli;
 mod output;
 mod sim;
+mod switch_cli;
 
 use clap::Parser;
 

@@ -231,15 +231,9 @@ impl AnalyticsQuery {
 
 /// Analytics errors as the console's platform errors (for the error page).
 fn platform_error(error: atoll_analytics::Error) -> Error {
-    use atoll_protocol::ErrorCode;
     match error {
         atoll_analytics::Error::Platform(error) => error,
-        error => match error.code() {
-            ErrorCode::NotFound => Error::NotFound(error.to_string()),
-            ErrorCode::Conflict => Error::Conflict(error.to_string()),
-            code if code.status() < 500 => Error::Validation(error.to_string()),
-            _ => Error::Internal(error.to_string()),
-        },
+        error => view::module_error(error.code(), error.to_string()),
     }
 }
 

@@ -148,10 +148,10 @@ impl RuleError {
         }
     }
 
-    /// The catalogue code an API answers with: rules are request fields, so every
-    /// rule error is a `validation_failed` whose detail is this error's text.
+    /// The catalogue code an API answers with: every rule error is an
+    /// `invalid_rule` whose detail is this error's text (with its own code).
     pub fn error_code(&self) -> ErrorCode {
-        ErrorCode::ValidationFailed
+        ErrorCode::InvalidRule
     }
 
     /// The error under the line of text it is about, with a caret at the column, for

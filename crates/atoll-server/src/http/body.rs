@@ -7,11 +7,73 @@ use crate::state::AppState;
 use atoll_platform::{DeviceCaller, SignatureHeaders};
 use atoll_protocol::signing;
 use atoll_protocol::ErrorCode;
+use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use std::io::Read;
+use std::time::Duration;
+
+/// How much of an oversized body is read and thrown away before the 413 is sent.
+/// Answering while the client is still sending makes the server close the
+/// connection under it, and most clients then report a reset instead of the
+/// answer (nginx's "lingering close" exists for the same reason). Past this many
+/// bytes, or this long, the connection is simply closed.
+const OVERSIZED_DRAIN_BYTES: usize = 16 * 1024 * 1024;
+const OVERSIZED_DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Reads and discards what is left of a body the server has already refused, so
+/// the sender gets to read the refusal; bounded in bytes and time.
+async fn drain_refused(mut stream: axum::body::BodyDataStream, mut read: usize) {
+    let _ = tokio::time::timeout(OVERSIZED_DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            read += chunk.len();
+            if read > OVERSIZED_DRAIN_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Collects a body of at most `limit` bytes; a longer one is drained (see
+/// [`drain_refused`]) and refused with `payload_too_large`.
+async fn read_bounded(
+    body: Body,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is over {limit} bytes"),
+        )
+    };
+    let mut stream = body.into_data_stream();
+    if let Some(length) = declared.filter(|length| *length > limit) {
+        if length <= OVERSIZED_DRAIN_BYTES {
+            drain_refused(stream, 0).await;
+        }
+        return Err(too_large());
+    }
+    let mut collected = BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("the body could not be read: {error}"),
+            )
+        })?;
+        if collected.len() + chunk.len() > limit {
+            drain_refused(stream, collected.len() + chunk.len()).await;
+            return Err(too_large());
+        }
+        collected.extend_from_slice(&chunk);
+    }
+    Ok(collected.freeze())
+}
 
 /// A verified device request with its JSON body.
 #[derive(Debug)]
@@ -80,23 +142,12 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Signed<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let limits = &state.config.device;
         let (parts, body) = request.into_parts();
-        let too_large = || {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("the body is over {} bytes", limits.max_body_bytes),
-            )
-        };
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<usize>().ok());
-        if declared.is_some_and(|length| length > limits.max_body_bytes) {
-            return Err(too_large());
-        }
-        let raw = axum::body::to_bytes(body, limits.max_body_bytes)
-            .await
-            .map_err(|_| too_large())?;
+        let raw = read_bounded(body, limits.max_body_bytes, declared).await?;
         let headers = SignatureHeaders {
             app_key: header_text(&parts.headers, signing::HEADER_APP_KEY),
             device_id: header_text(&parts.headers, signing::HEADER_DEVICE_ID),

@@ -66,23 +66,52 @@ impl From<atoll_platform::Error> for ApiError {
     }
 }
 
+/// A module's error as a problem: the catalogue code, the detail unless it is
+/// for the log only, and the retry hint.
+fn module_error(
+    error: &dyn std::fmt::Display,
+    code: ErrorCode,
+    internal: bool,
+    retry_after_secs: Option<u64>,
+) -> ApiError {
+    let detail = if internal {
+        tracing::error!(%error, "request failed");
+        "internal error; the request id identifies it in the server log".to_owned()
+    } else {
+        error.to_string()
+    };
+    ApiError {
+        code,
+        detail,
+        retry_after_secs,
+    }
+}
+
 impl From<atoll_analytics::Error> for ApiError {
     fn from(error: atoll_analytics::Error) -> Self {
         if let atoll_analytics::Error::Platform(platform) = error {
             return platform.into();
         }
-        let code = error.code();
-        let detail = if error.is_internal() {
-            tracing::error!(%error, "request failed");
-            "internal error; the request id identifies it in the server log".to_owned()
-        } else {
-            error.to_string()
-        };
-        ApiError {
-            code,
-            detail,
-            retry_after_secs: error.retry_after_secs(),
+        module_error(
+            &error,
+            error.code(),
+            error.is_internal(),
+            error.retry_after_secs(),
+        )
+    }
+}
+
+impl From<atoll_switches::Error> for ApiError {
+    fn from(error: atoll_switches::Error) -> Self {
+        if let atoll_switches::Error::Platform(platform) = error {
+            return platform.into();
         }
+        module_error(
+            &error,
+            error.code(),
+            error.is_internal(),
+            error.retry_after_secs(),
+        )
     }
 }
 

@@ -99,3 +99,76 @@ async fn the_cli_logs_in_and_manages_apps_tokens_and_devices() {
     assert!(!ok, "two workspaces need --workspace");
     assert!(stderr.contains("--workspace"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_cli_sets_reads_and_rolls_back_switches() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("credentials.toml");
+    let password = server.demo.password.clone();
+    let login = [
+        "login",
+        "--email",
+        "admin@demo.atoll",
+        "--password",
+        &password,
+    ];
+    assert!(atoll(&server, &config, &login).0);
+    let app = server.demo.app_key.clone();
+    let run = |args: &[&str]| {
+        let mut all = vec!["switch"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--app", &app]);
+        atoll(&server, &config, &all)
+    };
+
+    let (ok, stdout, stderr) = run(&[
+        "set",
+        "new_checkout",
+        "false",
+        "--rule",
+        "platform = ios and percent(10) => true",
+        "-m",
+        "try on iOS",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("version 1"), "{stdout}");
+    let (ok, _, stderr) = run(&["set", "welcome", "Hello => there"]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, _) = run(&["get", "new_checkout"]);
+    assert!(ok);
+    assert!(
+        stdout.contains("platform = ios and percent(10) => true"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("bool"), "the type was guessed: {stdout}");
+    let (ok, stdout, _) = run(&["get", "--json"]);
+    assert!(ok);
+    let set: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(set["version"], 2);
+    assert_eq!(
+        set["switches"][1]["default"], "Hello => there",
+        "strings stay text"
+    );
+
+    let (ok, _, stderr) = run(&["set", "new_checkout", "maybe"]);
+    assert!(!ok, "a bool switch refuses 'maybe'");
+    assert!(stderr.contains("not a bool"), "{stderr}");
+    let (ok, _, stderr) = run(&["set", "broken", "true", "--rule", "percent(200) => false"]);
+    assert!(!ok);
+    assert!(stderr.contains("invalid_rule"), "{stderr}");
+
+    let (ok, stdout, _) = run(&["history"]);
+    assert!(ok);
+    assert!(
+        stdout.contains("try on iOS") && stdout.contains("+ welcome"),
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = run(&["rollback", "1"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("version 3"), "{stdout}");
+    let (ok, stdout, _) = run(&["get"]);
+    assert!(ok && !stdout.contains("welcome"), "{stdout}");
+    let (ok, _, _) = run(&["delete", "new_checkout"]);
+    assert!(ok);
+}

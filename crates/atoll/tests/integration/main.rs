@@ -9,4 +9,5 @@ mod limits;
 mod ops;
 mod signatures;
 mod support;
+mod switches;
 mod tenancy;

@@ -31,6 +31,8 @@ impl TenantA {
             ("event", &"buy".to_owned()),
             ("funnel", &"fnl_missing".to_owned()),
             ("dimension", &"app_version".to_owned()),
+            ("key", &"checkout".to_owned()),
+            ("version", &"1".to_owned()),
         ] {
             filled = filled.replace(&format!("{{{name}}}"), value);
         }
@@ -91,6 +93,20 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
             "device": {"device_id": "intruder"},
             "events": [{"uuid": "5f0c1f4e-7a4b-4c55-9a57-2f1f7b0e6a11", "event_id": "x", "time": 1}]
         }),
+        ("put", "/api/v1/workspaces/{workspace}/apps/{app}/switches")
+        | ("post", "/api/v1/workspaces/{workspace}/apps/{app}/switches/preview") => json!({
+            "switches": [{"key": "checkout", "type": "bool", "default": true}]
+        }),
+        ("put", "/api/v1/workspaces/{workspace}/apps/{app}/switches/keys/{key}") => json!({
+            "switch": {"key": "checkout", "type": "bool", "default": false}
+        }),
+        ("delete", "/api/v1/workspaces/{workspace}/apps/{app}/switches/keys/{key}") => return None,
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/switches/rollback") => {
+            json!({"version": 1})
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/switches/evaluate") => {
+            json!({"device_id": "some-device"})
+        }
         (method, path) => panic!("no example body for {method} {path}: add one to the matrix"),
     };
     Some(body)
@@ -114,6 +130,19 @@ const NOT_TENANT_SCOPED: &[(&str, &str, &str)] = &[
         "post",
         "/api/v1/workspaces",
         "creates a new workspace owned by the caller",
+    ),
+];
+
+/// POST routes that only compute an answer from what a viewer may read (their
+/// body is a question, not a change), with why each is exempt from the 403 check.
+const READ_ONLY_POSTS: &[(&str, &str)] = &[
+    (
+        "/api/v1/workspaces/{workspace}/apps/{app}/switches/preview",
+        "diffs a proposed set against the one in force; stores nothing",
+    ),
+    (
+        "/api/v1/workspaces/{workspace}/apps/{app}/switches/evaluate",
+        "evaluates the set in force for a sample device; stores nothing",
     ),
 ];
 
@@ -302,6 +331,7 @@ async fn viewers_get_403_on_every_mutating_route() {
             || NOT_TENANT_SCOPED
                 .iter()
                 .any(|(m, p, _)| *m == method && *p == path)
+            || (method == "post" && READ_ONLY_POSTS.iter().any(|(p, _)| *p == path))
         {
             continue;
         }
