@@ -1,15 +1,15 @@
 //! Applying a patch with bounded memory.
 //!
-//! The old file is read at positions ([`ReadAt`]), the three streams are
+//! The old file is read at positions ([`ReadAt`]), the four streams are
 //! decoded as they are consumed, and the new file is written out piece by piece
-//! while its SHA-256 is computed. What is held: the patch itself, three zstd
-//! decoders (window capped at [`limits::WINDOW_LOG_MAX`]), one zlib deflater and
+//! while its SHA-256 is computed. What is held: the patch itself, four zstd or
+//! xz decoders (window capped at [`limits::WINDOW_LOG_MAX`]), one zlib deflater and
 //! 64 KiB buffers. For a zip whose expanded old file is larger than
 //! [`ApplyOptions::memory_scratch_limit`], the expanded old file goes to a
 //! scratch file on disk, not to memory.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::deflate::Deflater;
 use crate::error::{Error, Result};
 use crate::format::{
-    read_varint, unzigzag, PatchHeader, PatchKind, Reader, Recompression, StreamLens, ZipPlan,
+    read_varint, unzigzag, Codec, PatchHeader, PatchKind, Reader, Recompression, ZipPlan, STREAMS,
 };
 use crate::limits;
 use crate::source::{RangeReader, ReadAt};
@@ -95,14 +95,18 @@ where
         PatchKind::Raw => ZipPlan::default(),
         PatchKind::Zip => ZipPlan::read(&mut r, header.old_size, header.new_size)?,
     };
-    let lens = StreamLens {
-        control: r.varint()?,
-        diff: r.varint()?,
-        extra: r.varint()?,
-    };
-    let control = r.take_u64(lens.control)?;
-    let diff = r.take_u64(lens.diff)?;
-    let extra = r.take_u64(lens.extra)?;
+    let mut heads = Vec::with_capacity(4);
+    for _ in STREAMS {
+        let codec = Codec::from_byte(r.u8()?)?;
+        heads.push((codec, r.varint()?));
+    }
+    let mut streams = Vec::with_capacity(4);
+    for (name, (codec, len)) in STREAMS.into_iter().zip(heads) {
+        streams.push(Stream::new(codec, r.take_u64(len)?, name)?);
+    }
+    let streams: [Stream<'_>; 4] = streams
+        .try_into()
+        .map_err(|_| Error::corrupt("stream count"))?;
     if !r.rest().is_empty() {
         return Err(Error::corrupt("trailing bytes after the streams"));
     }
@@ -120,26 +124,14 @@ where
     };
     let mut sink = Recompressor::new(&plan.recompressions, OutSink::new(out, header.new_size));
     if plan.expansions.is_empty() {
-        run_delta(
-            old,
-            old_size,
-            new_expanded,
-            [control, diff, extra],
-            &mut sink,
-        )?;
+        run_delta(old, old_size, new_expanded, streams, &mut sink)?;
     } else {
         let expanded = plan.expanded_old_size(old_size);
         report.scratch_bytes = expanded;
         if expanded <= options.memory_scratch_limit {
             let mut mem = Vec::with_capacity(expanded as usize);
             expand_old(old, &plan, &mut mem)?;
-            run_delta(
-                &mem,
-                expanded,
-                new_expanded,
-                [control, diff, extra],
-                &mut sink,
-            )?;
+            run_delta(&mem, expanded, new_expanded, streams, &mut sink)?;
         } else {
             report.scratch_on_disk = true;
             let dir = options
@@ -151,13 +143,7 @@ where
             expand_old(old, &plan, &mut w)?;
             w.flush()?;
             drop(w);
-            run_delta(
-                &scratch.file,
-                expanded,
-                new_expanded,
-                [control, diff, extra],
-                &mut sink,
-            )?;
+            run_delta(&scratch.file, expanded, new_expanded, streams, &mut sink)?;
         }
     }
     sink.finish()?;
@@ -441,26 +427,40 @@ impl<S: Sink> Sink for Recompressor<'_, S> {
     }
 }
 
-/// A zstd stream of the patch, read as needed. Decoding errors are corruption.
+/// One compressed stream of the patch, decoded as it is read. Decoding errors
+/// are corruption.
 struct Stream<'a> {
-    dec: Option<BufReader<zstd::stream::read::Decoder<'static, &'a [u8]>>>,
+    dec: Option<Box<dyn BufRead + 'a>>,
     name: &'static str,
 }
 
 impl<'a> Stream<'a> {
-    fn new(bytes: &'a [u8], name: &'static str) -> Result<Self> {
-        if bytes.is_empty() {
-            return Ok(Stream { dec: None, name });
-        }
-        let mut dec = zstd::stream::read::Decoder::with_buffer(bytes)
-            .map_err(|e| Error::Compression(e.to_string()))?;
-        // A hostile frame must not make the device allocate a huge window.
-        dec.window_log_max(limits::WINDOW_LOG_MAX)
-            .map_err(|e| Error::Compression(e.to_string()))?;
-        Ok(Stream {
-            dec: Some(BufReader::with_capacity(16 * 1024, dec)),
-            name,
-        })
+    fn new(codec: Codec, bytes: &'a [u8], name: &'static str) -> Result<Self> {
+        let failed = |e: io::Error| Error::corrupt(format!("{name} stream: {e}"));
+        let dec: Option<Box<dyn BufRead + 'a>> = match codec {
+            Codec::Empty if bytes.is_empty() => None,
+            Codec::Empty => {
+                return Err(Error::corrupt(format!(
+                    "{name} stream: empty with {} bytes",
+                    bytes.len()
+                )))
+            }
+            Codec::Zstd => {
+                let mut dec = zstd::stream::read::Decoder::with_buffer(bytes).map_err(failed)?;
+                // A hostile frame must not make the device allocate a huge window.
+                dec.window_log_max(limits::WINDOW_LOG_MAX).map_err(failed)?;
+                Some(Box::new(BufReader::with_capacity(16 * 1024, dec)))
+            }
+            Codec::Xz => {
+                // The memory limit refuses dictionaries larger than the
+                // writer uses (4 MiB), whatever the stream asks for.
+                let stream = xz2::stream::Stream::new_stream_decoder(limits::XZ_MEMORY_MAX, 0)
+                    .map_err(|e| failed(e.into()))?;
+                let dec = xz2::bufread::XzDecoder::new_stream(bytes, stream);
+                Some(Box::new(BufReader::with_capacity(16 * 1024, dec)))
+            }
+        };
+        Ok(Stream { dec, name })
     }
 
     fn read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
@@ -495,17 +495,60 @@ impl<'a> Stream<'a> {
     }
 }
 
-/// Rebuilds `new_len` bytes from `old` and the three streams into `sink`.
+/// The difference bytes, rebuilt from the runs and values streams.
+struct Difference<'a> {
+    runs: Stream<'a>,
+    values: Stream<'a>,
+    zeros: u64,
+    ones: u64,
+}
+
+impl Difference<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<()> {
+        let mut at = 0;
+        while at < buf.len() {
+            if self.zeros == 0 && self.ones == 0 {
+                self.zeros = read_varint(|| self.runs.byte())?;
+                self.ones = read_varint(|| self.runs.byte())?;
+                if self.zeros == 0 && self.ones == 0 {
+                    return Err(Error::corrupt("empty run in the runs stream"));
+                }
+            }
+            let want = (buf.len() - at) as u64;
+            if self.zeros > 0 {
+                let n = self.zeros.min(want) as usize;
+                buf[at..at + n].fill(0);
+                self.zeros -= n as u64;
+                at += n;
+            } else {
+                let n = self.ones.min(want) as usize;
+                self.values.read_exact(&mut buf[at..at + n])?;
+                self.ones -= n as u64;
+                at += n;
+            }
+        }
+        Ok(())
+    }
+
+    fn at_end(&mut self) -> Result<bool> {
+        Ok(self.zeros == 0 && self.ones == 0 && self.runs.at_end()? && self.values.at_end()?)
+    }
+}
+
+/// Rebuilds `new_len` bytes from `old` and the four streams into `sink`.
 fn run_delta<O: ReadAt + ?Sized>(
     old: &O,
     old_len: u64,
     new_len: u64,
-    [control, diff, extra]: [&[u8]; 3],
+    [mut control, runs, values, mut extra]: [Stream<'_>; 4],
     sink: &mut dyn Sink,
 ) -> Result<()> {
-    let mut control = Stream::new(control, "control")?;
-    let mut diff = Stream::new(diff, "diff")?;
-    let mut extra = Stream::new(extra, "extra")?;
+    let mut diff = Difference {
+        runs,
+        values,
+        zeros: 0,
+        ones: 0,
+    };
     let (mut a, mut b) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
     let (mut new_pos, mut old_pos) = (0u64, 0i64);
     let mut last_empty = false;
@@ -529,7 +572,7 @@ fn run_delta<O: ReadAt + ?Sized>(
         while left > 0 {
             let n = left.min(CHUNK as u64) as usize;
             old.read_exact_at(old_pos as u64, &mut a[..n])?;
-            diff.read_exact(&mut b[..n])?;
+            diff.read(&mut b[..n])?;
             for (x, d) in a[..n].iter_mut().zip(&b[..n]) {
                 *x = x.wrapping_add(*d);
             }

@@ -5,7 +5,7 @@
 //! ([`apply`]), checks it byte for byte, and only then uses it.
 //!
 //! - **Raw files** get a bsdiff-style binary diff (module `matcher`:
-//!   suffix array, approximate matches, three zstd streams). It was chosen over
+//!   suffix array, approximate matches, streams coded with zstd or xz). It was chosen over
 //!   zstd's `--patch-from` by measurement (bench/README.md, "Delta patches"):
 //!   smaller patches on native libraries, and an apply that reads the old file
 //!   at positions instead of holding it whole as a dictionary.
@@ -53,7 +53,7 @@ pub use error::{Error, Result};
 pub use format::{PatchHeader, PatchKind};
 pub use source::ReadAt;
 
-use format::{Expansion, Recompression, StreamLens, ZipPlan};
+use format::{Codec, Expansion, Recompression, ZipPlan};
 
 /// Caps on everything read from a patch or a zip.
 pub mod limits {
@@ -68,6 +68,9 @@ pub mod limits {
     /// log2 of the largest zstd window a patch may ask the device for (4 MiB);
     /// patches are written with this window.
     pub const WINDOW_LOG_MAX: u32 = 22;
+    /// Memory an xz stream of a patch may use to decode (its dictionary is at
+    /// most 2^WINDOW_LOG_MAX bytes).
+    pub const XZ_MEMORY_MAX: u64 = 16 << 20;
 
     pub(crate) fn check(what: &'static str, size: u64, limit: u64) -> Result<()> {
         if size > limit {
@@ -97,6 +100,9 @@ pub struct DiffOptions {
     /// zstd level of the patch's streams (1..=22). Higher is smaller and slower
     /// to make; apply speed hardly changes.
     pub level: i32,
+    /// Also try xz (LZMA2) on each stream and keep it where it is smaller.
+    /// Smaller patches for native code; costs a few seconds per patch.
+    pub lzma: bool,
 }
 
 impl Default for DiffOptions {
@@ -104,6 +110,7 @@ impl Default for DiffOptions {
         DiffOptions {
             format: Format::Auto,
             level: 19,
+            lzma: true,
         }
     }
 }
@@ -123,8 +130,8 @@ pub struct DiffReport {
     pub expanded_old: u64,
     /// See `expanded_old`.
     pub expanded_new: u64,
-    /// Compressed sizes of the control, diff and extra streams.
-    pub streams: [u64; 3],
+    /// Compressed sizes of the control, runs, values and extra streams.
+    pub streams: [u64; 4],
 }
 
 /// Makes a patch that turns `old` into `new`.
@@ -176,34 +183,54 @@ pub fn diff_with_report(
             matcher::diff(&old_x, &new_x)
         }
     };
-    let control = compress(&streams.control, options.level)?;
-    let diff_s = compress(&streams.diff, options.level)?;
-    let extra = compress(&streams.extra, options.level)?;
-    let lens = StreamLens {
-        control: control.len() as u64,
-        diff: diff_s.len() as u64,
-        extra: extra.len() as u64,
-    };
-    report.streams = [lens.control, lens.diff, lens.extra];
-    format::put_varint(&mut patch, lens.control);
-    format::put_varint(&mut patch, lens.diff);
-    format::put_varint(&mut patch, lens.extra);
-    patch.extend_from_slice(&control);
-    patch.extend_from_slice(&diff_s);
-    patch.extend_from_slice(&extra);
+    let (runs, values) = matcher::split_zero_runs(&streams.diff);
+    let coded = [&streams.control, &runs, &values, &streams.extra]
+        .into_iter()
+        .map(|data| compress(data, options))
+        .collect::<Result<Vec<_>>>()?;
+    for (i, (codec, bytes)) in coded.iter().enumerate() {
+        patch.push(*codec as u8);
+        format::put_varint(&mut patch, bytes.len() as u64);
+        report.streams[i] = bytes.len() as u64;
+    }
+    for (_, bytes) in &coded {
+        patch.extend_from_slice(bytes);
+    }
     Ok((patch, report))
 }
 
-fn compress(data: &[u8], level: i32) -> Result<Vec<u8>> {
+/// Compresses one stream with zstd and, if allowed, xz; keeps the smaller.
+fn compress(data: &[u8], options: &DiffOptions) -> Result<(Codec, Vec<u8>)> {
     use zstd::zstd_safe::CParameter;
     if data.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Codec::Empty, Vec::new()));
     }
     let failed = |e: std::io::Error| Error::Compression(e.to_string());
-    let mut c = zstd::bulk::Compressor::new(level).map_err(failed)?;
+    let mut c = zstd::bulk::Compressor::new(options.level).map_err(failed)?;
     c.set_parameter(CParameter::WindowLog(limits::WINDOW_LOG_MAX))
         .map_err(failed)?;
-    c.compress(data).map_err(failed)
+    let zstd = c.compress(data).map_err(failed)?;
+    if !options.lzma {
+        return Ok((Codec::Zstd, zstd));
+    }
+    let xz = xz_compress(data).map_err(failed)?;
+    Ok(if xz.len() < zstd.len() {
+        (Codec::Xz, xz)
+    } else {
+        (Codec::Zstd, zstd)
+    })
+}
+
+fn xz_compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    use xz2::stream::{Check, Filters, LzmaOptions, Stream};
+    let mut opts = LzmaOptions::new_preset(9)?;
+    // The dictionary is what the device must allocate to decode.
+    opts.dict_size(1 << limits::WINDOW_LOG_MAX);
+    let stream = Stream::new_stream_encoder(Filters::new().lzma2(&opts), Check::None)?;
+    let mut w = xz2::write::XzEncoder::new_stream(Vec::new(), stream);
+    w.write_all(data)?;
+    w.finish()
 }
 
 /// Inflates a deflate stream that must give exactly `size` bytes.

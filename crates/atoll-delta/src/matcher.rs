@@ -5,9 +5,10 @@
 //! `copy` bytes are old bytes plus a byte-wise difference (mostly zeros, because
 //! compiled code that moved keeps most of its bytes and only changes the
 //! addresses inside it), then `insert` literal bytes, then the old position
-//! moves by `seek`. The three parts go to three streams that compress well on
-//! their own (the control stream is small, the difference stream is mostly
-//! zero runs, the literals are new content).
+//! moves by `seek`. The three parts go to separate streams that compress well
+//! on their own (the control stream is small, the difference stream is mostly
+//! zero runs and is split further by `split_zero_runs`, the literals are new
+//! content).
 //!
 //! Why this rather than zstd's `--patch-from` on the whole file: applying a zstd
 //! patch needs the whole old file in memory as its dictionary, while these
@@ -198,6 +199,24 @@ pub(crate) fn diff(old: &[u8], new: &[u8]) -> Streams {
         lastoffset = pos as i64 - scan as i64;
     }
     finish(s, records)
+}
+
+/// Splits the difference bytes into (zero run, non-zero run) length pairs and
+/// the non-zero bytes (see the `format` module). Every pair has a non-zero
+/// run except possibly the last; no pair is (0, 0).
+pub(crate) fn split_zero_runs(diff: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let (mut runs, mut values) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while i < diff.len() {
+        let zeros = diff[i..].iter().take_while(|&&b| b == 0).count();
+        let start = i + zeros;
+        let ones = diff[start..].iter().take_while(|&&b| b != 0).count();
+        put_varint(&mut runs, zeros as u64);
+        put_varint(&mut runs, ones as u64);
+        values.extend_from_slice(&diff[start..start + ones]);
+        i = start + ones;
+    }
+    (runs, values)
 }
 
 fn finish(mut s: Streams, records: Vec<(u64, u64, i64)>) -> Streams {

@@ -6,7 +6,11 @@ use crate::zip::tests::build_zip;
 use crate::*;
 
 fn roundtrip(old: &[u8], new: &[u8], format: Format) -> (Vec<u8>, DiffReport) {
-    let options = DiffOptions { format, level: 3 };
+    let options = DiffOptions {
+        format,
+        level: 3,
+        lzma: true,
+    };
     let (patch, report) = diff_with_report(old, new, &options).unwrap();
     let mut out = Vec::new();
     let applied = apply(old, &patch, &mut out, &ApplyOptions::default()).unwrap();
@@ -130,6 +134,7 @@ fn explicit_zip_refuses_non_zips() {
         &DiffOptions {
             format: Format::Zip,
             level: 3,
+            lzma: false,
         },
     )
     .unwrap_err();
