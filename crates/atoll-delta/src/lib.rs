@@ -97,11 +97,13 @@ pub enum Format {
 pub struct DiffOptions {
     /// Raw, zip or auto-detected.
     pub format: Format,
-    /// zstd level of the patch's streams (1..=22). Higher is smaller and slower
-    /// to make; apply speed hardly changes.
+    /// zstd level of the patch's streams (1..=22) when `lzma` is off. Higher
+    /// is smaller and slower to make; apply speed hardly changes.
     pub level: i32,
-    /// Also try xz (LZMA2) on each stream and keep it where it is smaller.
-    /// Smaller patches for native code; costs a few seconds per patch.
+    /// Code compressible streams with xz (LZMA2, 4 MiB dictionary) rather
+    /// than zstd: about 10% smaller patches for native code (bench/README.md),
+    /// for a slower diff and an apply that decodes at ~100 MB/s instead of
+    /// ~1 GB/s (irrelevant next to reading and writing the files).
     pub lzma: bool,
 }
 
@@ -199,26 +201,39 @@ pub fn diff_with_report(
     Ok((patch, report))
 }
 
-/// Compresses one stream with zstd and, if allowed, xz; keeps the smaller.
+/// Compresses one stream. A fast zstd pass first tells whether the stream is
+/// compressible at all (the literals of a changed deflate stream are not, and
+/// the slow coders would spend seconds on them for nothing); if it is, xz
+/// (usually the smaller for native code and text) or zstd at `level`.
 fn compress(data: &[u8], options: &DiffOptions) -> Result<(Codec, Vec<u8>)> {
-    use zstd::zstd_safe::CParameter;
     if data.is_empty() {
         return Ok((Codec::Empty, Vec::new()));
     }
     let failed = |e: std::io::Error| Error::Compression(e.to_string());
-    let mut c = zstd::bulk::Compressor::new(options.level).map_err(failed)?;
-    c.set_parameter(CParameter::WindowLog(limits::WINDOW_LOG_MAX))
-        .map_err(failed)?;
-    let zstd = c.compress(data).map_err(failed)?;
-    if !options.lzma {
-        return Ok((Codec::Zstd, zstd));
+    let probe = zstd_compress(data, 3).map_err(failed)?;
+    if probe.len() as f64 > 0.95 * data.len() as f64 {
+        return Ok((Codec::Zstd, probe));
     }
-    let xz = xz_compress(data).map_err(failed)?;
-    Ok(if xz.len() < zstd.len() {
-        (Codec::Xz, xz)
+    let best = if options.lzma {
+        (Codec::Xz, xz_compress(data).map_err(failed)?)
     } else {
-        (Codec::Zstd, zstd)
+        (
+            Codec::Zstd,
+            zstd_compress(data, options.level).map_err(failed)?,
+        )
+    };
+    Ok(if best.1.len() < probe.len() {
+        best
+    } else {
+        (Codec::Zstd, probe)
     })
+}
+
+fn zstd_compress(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    use zstd::zstd_safe::CParameter;
+    let mut c = zstd::bulk::Compressor::new(level)?;
+    c.set_parameter(CParameter::WindowLog(limits::WINDOW_LOG_MAX))?;
+    c.compress(data)
 }
 
 fn xz_compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
