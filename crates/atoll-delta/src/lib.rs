@@ -42,7 +42,7 @@ pub mod zip;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use sha2::{Digest, Sha256};
@@ -258,6 +258,25 @@ fn inflate_exact(compressed: &[u8], size: u64) -> Option<Vec<u8>> {
     (out.len() as u64 == size).then_some(out)
 }
 
+/// The removed old entry most like an added new one: same extension, the
+/// closest uncompressed size, at most twice as large or small.
+fn similar<'a>(new: &zip::Entry, removed: &[&'a zip::Entry]) -> Option<&'a zip::Entry> {
+    fn extension(name: &[u8]) -> &[u8] {
+        let base = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
+        base.iter()
+            .rposition(|&b| b == b'.')
+            .map_or(&[][..], |i| &base[i..])
+    }
+    let ext = extension(&new.name);
+    let size = new.uncompressed_size.max(1);
+    removed
+        .iter()
+        .copied()
+        .filter(|o| extension(&o.name) == ext)
+        .filter(|o| o.uncompressed_size <= 2 * size && size <= 2 * o.uncompressed_size.max(1))
+        .min_by_key(|o| o.uncompressed_size.abs_diff(size))
+}
+
 /// Decides which entries to expand and builds the expanded old and new files.
 fn plan_zip(
     old: &[u8],
@@ -268,6 +287,15 @@ fn plan_zip(
 ) -> Result<(ZipPlan, Vec<u8>, Vec<u8>)> {
     let by_name: HashMap<&[u8], &zip::Entry> =
         old_entries.iter().map(|e| (e.name.as_slice(), e)).collect();
+    let new_names: HashSet<&[u8]> = new_entries.iter().map(|e| e.name.as_slice()).collect();
+    // Old entries gone from the new zip: the base for an added entry that is a
+    // renamed one (`lib-1.2.so` -> `lib-1.3.so`).
+    let removed: Vec<&zip::Entry> = old_entries
+        .iter()
+        .filter(|e| e.method == zip::DEFLATED && !new_names.contains(e.name.as_slice()))
+        .collect();
+    // Each old entry is expanded at most once (duplicate names, renames).
+    let mut claimed: HashSet<u64> = HashSet::new();
     report.entries = new_entries.len();
     // (new entry, its content, params); (old entry, its content)
     let mut new_x: Vec<(&zip::Entry, Vec<u8>, DeflateParams)> = Vec::new();
@@ -304,10 +332,15 @@ fn plan_zip(
         grow_new += grow;
         new_x.push((ne, content, params));
         // The old entry of the same name is the natural base: inflate it too.
-        if let Some(oe) = old_match.filter(|oe| oe.method == zip::DEFLATED) {
+        let base = match old_match {
+            Some(oe) => Some(oe).filter(|oe| oe.method == zip::DEFLATED),
+            None => similar(ne, &removed),
+        };
+        if let Some(oe) = base.filter(|oe| !claimed.contains(&oe.data_offset)) {
             let grow = oe.uncompressed_size.saturating_sub(oe.compressed_size);
             if old.len() as u64 + grow_old + grow <= limits::MAX_EXPANDED {
                 if let Some(content) = inflate_exact(&old[oe.data_range()], oe.uncompressed_size) {
+                    claimed.insert(oe.data_offset);
                     grow_old += grow;
                     old_x.push((oe, content));
                 }

@@ -239,3 +239,45 @@ proptest! {
         roundtrip(&old, &new, Format::Auto);
     }
 }
+
+#[test]
+fn renamed_entry_is_diffed_against_the_removed_one() {
+    let lib_old = text(1, 20_000);
+    let mut lib_new = lib_old.clone();
+    lib_new.splice(7000..7010, text(2, 3));
+    let old = build_zip(
+        &[("lib-1.2.so", &lib_old, Some(6)), ("x.txt", b"x", Some(6))],
+        b"",
+    );
+    let new = build_zip(
+        &[("lib-1.3.so", &lib_new, Some(6)), ("x.txt", b"y", Some(6))],
+        b"",
+    );
+    let (patch, report) = roundtrip(&old, &new, Format::Zip);
+    assert_eq!(report.entries_recompressed, 2);
+    assert!(patch.len() < 2_000, "patch {} bytes", patch.len());
+}
+
+#[test]
+fn duplicate_names_expand_an_old_entry_once() {
+    let a = text(1, 2000);
+    let b = text(2, 2000);
+    let old = build_zip(&[("dup", &a, Some(6))], b"");
+    let new = build_zip(&[("dup", &b, Some(6)), ("dup", &a, Some(9))], b"");
+    roundtrip(&old, &new, Format::Zip);
+}
+
+#[test]
+fn applies_from_a_file() {
+    let old = build_zip(&[("big", &text(1, 40_000), Some(6))], b"");
+    let new = build_zip(&[("big", &text(2, 40_000), Some(6))], b"");
+    let patch = diff(&old, &new, &DiffOptions::default()).unwrap();
+    let path = std::env::temp_dir().join(format!("atoll-delta-test-{}", std::process::id()));
+    std::fs::write(&path, &old).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let mut out = Vec::new();
+    let result = apply(&file, &patch, &mut out, &ApplyOptions::default());
+    std::fs::remove_file(&path).unwrap();
+    result.unwrap();
+    assert_eq!(out, new);
+}
