@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! delta diff OLD NEW PATCH [--raw|--zip] [--level N]
-//! delta apply OLD PATCH OUT
+//! delta apply OLD PATCH OUT [--old-sha256 HEX]
 //! delta info PATCH
 //! ```
 //!
@@ -32,7 +32,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
-    let usage = "usage: delta diff OLD NEW PATCH [--raw|--zip] [--level N] | delta apply OLD PATCH OUT | delta info PATCH";
+    let usage = "usage: delta diff OLD NEW PATCH [--raw|--zip] [--level N] | delta apply OLD PATCH OUT [--old-sha256 HEX] | delta info PATCH";
     match args.first().map(String::as_str) {
         Some("diff") if args.len() >= 4 => {
             let mut options = DiffOptions::default();
@@ -66,12 +66,23 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             );
             Ok(())
         }
-        Some("apply") if args.len() == 4 => {
+        Some("apply") if args.len() == 4 || (args.len() == 6 && args[4] == "--old-sha256") => {
+            let mut options = ApplyOptions::default();
+            if let Some(text) = args.get(5) {
+                let mut sha = [0u8; 32];
+                if text.len() != 64 {
+                    return Err("--old-sha256 takes 64 hex digits".into());
+                }
+                for (i, byte) in sha.iter_mut().enumerate() {
+                    *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)?;
+                }
+                options.old_sha256 = Some(sha);
+            }
             let old = File::open(&args[1])?;
             let patch = std::fs::read(&args[2])?;
             let out = BufWriter::with_capacity(64 * 1024, File::create(&args[3])?);
             let t = Instant::now();
-            let r = apply(&old, &patch, out, &ApplyOptions::default())?;
+            let r = apply(&old, &patch, out, &options)?;
             eprintln!(
                 "apply: {} bytes in {:.2}s, sha256 {} verified; expanded {} entries, recompressed {}, scratch {} bytes{}",
                 r.header.new_size,

@@ -85,6 +85,11 @@ impl<'a> Index<'a> {
 
     /// The longest match of `target` among the suffixes of the old file:
     /// (length, position).
+    ///
+    /// A binary search that remembers how much of `target` the suffixes at
+    /// both ends of the range share with it: every suffix in between shares at
+    /// least the smaller of the two, so comparisons start there instead of at
+    /// the first byte (long matches are the common case in a diff).
     fn search(&self, target: &[u8]) -> (usize, usize) {
         let (mut lo, mut hi) = (0usize, self.sa.len() - 1);
         if target.len() >= 2 {
@@ -95,22 +100,27 @@ impl<'a> Index<'a> {
             }
         }
         let old = self.old;
+        let at = |i: usize| self.sa[i] as usize;
+        let mut llo = match_len(&old[at(lo)..], target);
+        let mut lhi = match_len(&old[at(hi)..], target);
         while hi - lo >= 2 {
             let mid = lo + (hi - lo) / 2;
-            let p = self.sa[mid] as usize;
-            let n = (old.len() - p).min(target.len());
-            if old[p..p + n] < target[..n] {
-                lo = mid;
+            let p = at(mid);
+            let k = llo.min(lhi);
+            let l = k + match_len(&old[p + k..], &target[k..]);
+            // Is the suffix at `mid` smaller than `target` (compared over
+            // their common length, as bsdiff does)?
+            let less = l < target.len() && p + l < old.len() && old[p + l] < target[l];
+            if less {
+                (lo, llo) = (mid, l);
             } else {
-                hi = mid;
+                (hi, lhi) = (mid, l);
             }
         }
-        let (a, b) = (self.sa[lo] as usize, self.sa[hi] as usize);
-        let (x, y) = (match_len(&old[a..], target), match_len(&old[b..], target));
-        if x >= y {
-            (x, a)
+        if llo >= lhi {
+            (llo, at(lo))
         } else {
-            (y, b)
+            (lhi, at(hi))
         }
     }
 }

@@ -119,6 +119,7 @@ fn large_zip_entry_uses_a_scratch_file() {
     let options = ApplyOptions {
         scratch_dir: Some(dir),
         memory_scratch_limit: 1024,
+        old_sha256: None,
     };
     let mut out = Vec::new();
     let report = apply(&old, &patch, &mut out, &options).unwrap();
@@ -280,4 +281,24 @@ fn applies_from_a_file() {
     std::fs::remove_file(&path).unwrap();
     result.unwrap();
     assert_eq!(out, new);
+}
+
+#[test]
+fn a_known_old_hash_replaces_hashing_but_a_false_one_is_caught() {
+    let old = text(1, 1000);
+    let new = text(2, 1000);
+    let patch = diff(&old, &new, &DiffOptions::default()).unwrap();
+    let header = read_header(&patch).unwrap();
+    let known = ApplyOptions {
+        old_sha256: Some(header.old_sha256),
+        ..ApplyOptions::default()
+    };
+    let mut out = Vec::new();
+    apply(&old, &patch, &mut out, &known).unwrap();
+    assert_eq!(out, new);
+    // The caller claims the right hash for a damaged file: the result check fails.
+    let mut damaged = old.clone();
+    damaged[500] ^= 0x55;
+    let err = apply(&damaged, &patch, Vec::new(), &known).unwrap_err();
+    assert_eq!(err.code(), "result_mismatch");
 }
