@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Prints the delta benchmark's tables (markdown) from run.sh's results.tsv.
 
-    report.py RESULTS.tsv
+    report.py RESULTS.tsv [MORE.tsv ...]
+
+With several files, a (pair, tool) row of a later file replaces the earlier one
+(e.g. Atoll re-measured alone with TOOLS=atoll after a change).
 
 Per pair: patch size (% of the new file, ratio to bsdiff, ratio to `zstd -19`
 of the new file, i.e. what a full download would cost), diff time (CPU seconds
@@ -19,9 +22,16 @@ TITLES = {
 }
 
 
-def main(path):
-    with open(path) as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
+def main(paths):
+    rows = []
+    for path in paths:
+        with open(path) as handle:
+            for row in csv.DictReader(handle, delimiter="\t"):
+                rows = [r for r in rows if (r["pair"], r["tool"]) != (row["pair"], row["tool"])] + [row]
+    pairs_order = ["raw", "zip", "tgz"]
+    tools_order = ["atoll", "bsdiff", "xdelta3", "zstd", "hdiff-zstd", "hdiff-lzma2"]
+    rank = lambda value, order: order.index(value) if value in order else len(order)
+    rows.sort(key=lambda r: (rank(r["pair"], pairs_order), rank(r["tool"], tools_order)))
     pairs = []
     for r in rows:
         if r["pair"] not in pairs:
@@ -66,4 +76,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))
