@@ -58,8 +58,10 @@ def main(paths):
                 if limit:
                     checks.append((f"{pair}: patch ≤ {limit}× bsdiff", ratio <= limit, f"{ratio:.3f}"))
                 checks.append((f"{pair}: diff ≥ 4× faster than bsdiff (CPU)", speed >= 4, f"{speed:.1f}×"))
-                bspatch = float(base["apply_mean"]) / max(float(r["apply_mean"]), 0.001)
-                checks.append((f"{pair}: apply ≥ 3× bspatch throughput", bspatch >= 3, f"{bspatch:.1f}×"))
+                # CPU time: on this shared box wall times swing with the
+                # neighbours' load far more than CPU times do.
+                bspatch = float(base["apply_cpu"]) / max(float(r["apply_cpu"]), 0.001)
+                checks.append((f"{pair}: apply ≥ 3× bspatch throughput (CPU)", bspatch >= 3, f"{bspatch:.1f}×"))
                 rss = int(r["apply_rss_kb"]) / 1024
                 checks.append((f"{pair}: apply peak RSS ≤ 32 MB", rss <= 32, f"{rss:.1f} MB"))
                 zstd = next((z for z in group if z["tool"] == "zstd"), None)
