@@ -25,7 +25,11 @@ fn python_zips_are_rebuilt_exactly() {
         assert_eq!(report.entries_unchanged, 1, "{name}");
         assert_eq!(report.entries_recompressed, 4, "{name}");
         assert_eq!(report.entries_not_reproducible, 0, "{name}");
-        assert!(size < new.len() / 10, "{name}: patch {size} bytes for {} bytes", new.len());
+        assert!(
+            size < new.len() / 10,
+            "{name}: patch {size} bytes for {} bytes",
+            new.len()
+        );
     }
 }
 
