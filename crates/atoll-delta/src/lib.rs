@@ -30,6 +30,23 @@
 //!   ([`limits`]); both readers are fuzzed (`fuzz/fuzz_targets/delta_*.rs`).
 //!
 //! The format is described in the `format` module's source.
+//!
+//! ```
+//! use atoll_delta::{apply, diff, read_header, ApplyOptions, DiffOptions};
+//!
+//! let old = b"the old package, ".repeat(1000);
+//! let mut new = old.clone();
+//! new.splice(500..510, *b"new bytes!");
+//! let patch = diff(&old, &new, &DiffOptions::default())?;
+//! assert!(patch.len() < 200);
+//! // The device: check the promised result against the signed manifest, then
+//! // apply into a temporary file and keep it only on Ok.
+//! assert_eq!(read_header(&patch)?.new_size, new.len() as u64);
+//! let mut out = Vec::new();
+//! apply(&old, &patch, &mut out, &ApplyOptions::default())?;
+//! assert_eq!(out, new);
+//! # Ok::<(), atoll_delta::Error>(())
+//! ```
 
 mod apply;
 mod deflate;
