@@ -376,6 +376,22 @@ async fn refused(
     render(state, authed, ws, app, "", shown).await
 }
 
+/// The whole set in force with the draft applied.
+async fn drafted_set(
+    state: &ConsoleState,
+    principal: &atoll_platform::Principal,
+    ws: &str,
+    app: &str,
+    draft: &Draft,
+) -> Result<Vec<Switch>, Error> {
+    let current = state
+        .switches
+        .current(principal, ws, app)
+        .await
+        .map_err(platform_error)?;
+    draft.apply(&current.switches).map_err(Error::Validation)
+}
+
 /// `POST /w/{ws}/switches/review`: shows what publishing the draft would change.
 pub async fn review(
     State(state): State<ConsoleState>,
@@ -389,12 +405,7 @@ pub async fn review(
     let draft = Draft::from_form(&fields);
     let principal = authed.principal();
     let outcome = async {
-        let current = state
-            .switches
-            .current(&principal, &ws, &app)
-            .await
-            .map_err(platform_error)?;
-        let switches = draft.apply(&current.switches).map_err(Error::Validation)?;
+        let switches = drafted_set(&state, &principal, &ws, &app, &draft).await?;
         state
             .switches
             .preview(&principal, &ws, &app, switches)
@@ -434,12 +445,7 @@ pub async fn publish(
     let draft = Draft::from_form(&fields);
     let principal = authed.principal();
     let outcome = async {
-        let current = state
-            .switches
-            .current(&principal, &ws, &app)
-            .await
-            .map_err(platform_error)?;
-        let switches = draft.apply(&current.switches).map_err(Error::Validation)?;
+        let switches = drafted_set(&state, &principal, &ws, &app, &draft).await?;
         let request = PublishSwitches {
             expected_version: Some(draft.expected_version),
             message: draft.message.clone(),
