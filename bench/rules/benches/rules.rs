@@ -1,12 +1,83 @@
 //! Target-rule evaluation: how long one compiled rule takes against one prepared
 //! device, and what the steps around it (parsing, compiling, preparing a device,
 //! bucketing) cost. Results go to `bench/README.md`, "Target rules".
+//!
+//! Every benchmark runs twice: `wall/...` measures elapsed time (criterion's
+//! default), `cpu/...` the benchmark thread's CPU time. On a shared machine the
+//! second barely moves when other work runs, because time spent waiting for a
+//! CPU is not counted.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use atoll_core::bucketing::{bucket, BucketSalt};
 use atoll_core::rules::{DeviceAttributes, DeviceContext, Env, MemoryLists, Rule, RuleSet};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+/// The benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).
+struct ThreadCpu;
+
+impl Measurement for ThreadCpu {
+    type Intermediate = cpu_time::ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> Self::Intermediate {
+        cpu_time::ThreadTime::now()
+    }
+
+    fn end(&self, start: Self::Intermediate) -> Duration {
+        start.elapsed()
+    }
+
+    fn add(&self, v1: &Duration, v2: &Duration) -> Duration {
+        *v1 + *v2
+    }
+
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &Nanoseconds
+    }
+}
+
+/// Formats nanoseconds like criterion's wall-time formatter (which is private).
+struct Nanoseconds;
+
+impl ValueFormatter for Nanoseconds {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (divisor, unit) = match typical {
+            t if t < 1e3 => (1.0, "ns"),
+            t if t < 1e6 => (1e3, "µs"),
+            t if t < 1e9 => (1e6, "ms"),
+            _ => (1e9, "s"),
+        };
+        for value in values {
+            *value /= divisor;
+        }
+        unit
+    }
+
+    fn scale_throughputs(
+        &self,
+        _typical: f64,
+        _throughput: &Throughput,
+        _values: &mut [f64],
+    ) -> &'static str {
+        // No benchmark here declares a throughput.
+        "ns"
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
 
 /// Four conditions including a percentage: the shape of most switches and
 /// canary releases.
@@ -49,7 +120,7 @@ fn device_id(salt: &str, inside: bool, limit: u32) -> String {
         .expect("some id falls on each side")
 }
 
-fn evaluation(c: &mut Criterion) {
+fn evaluation<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
     let salt = "sw_new_checkout";
     let mut lists = MemoryLists::new();
     lists
@@ -65,7 +136,7 @@ fn evaluation(c: &mut Criterion) {
         ..inside.attributes().clone()
     });
     assert!(typical.matches(&inside, &env) && !typical.matches(&outside, &env));
-    let mut group = c.benchmark_group("evaluate");
+    let mut group = c.benchmark_group(format!("{clock}/evaluate"));
     group.bench_function("typical: 4 conditions, all checked, in", |b| {
         b.iter(|| typical.matches(black_box(&inside), &env))
     });
@@ -116,8 +187,8 @@ fn evaluation(c: &mut Criterion) {
     group.finish();
 }
 
-fn around(c: &mut Criterion) {
-    let mut group = c.benchmark_group("around");
+fn around<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
+    let mut group = c.benchmark_group(format!("{clock}/around"));
     group.bench_function("parse typical text", |b| {
         b.iter(|| Rule::parse(black_box(TYPICAL)).unwrap())
     });
@@ -150,5 +221,20 @@ fn around(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, evaluation, around);
-criterion_main!(benches);
+fn wall(c: &mut Criterion<WallTime>) {
+    evaluation(c, "wall");
+    around(c, "wall");
+}
+
+fn cpu(c: &mut Criterion<ThreadCpu>) {
+    evaluation(c, "cpu");
+    around(c, "cpu");
+}
+
+criterion_group!(wall_time, wall);
+criterion_group! {
+    name = cpu_time;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = cpu
+}
+criterion_main!(wall_time, cpu_time);
