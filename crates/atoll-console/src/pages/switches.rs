@@ -459,12 +459,7 @@ pub async fn publish(
     }
     .await;
     match outcome {
-        Ok(_) => Ok(Redirect::to(&format!(
-            "/w/{}/switches?app={}&done=switches_published",
-            view::encode_segment(&ws),
-            encode_query(&app)
-        ))
-        .into_response()),
+        Ok(_) => Ok(done_redirect(&ws, &app, "switches_published")),
         Err(error) => refused(&state, &authed, &ws, &app, draft, error).await,
     }
 }
@@ -531,6 +526,16 @@ pub async fn rollback(
     .await
 }
 
+/// Back to the app's switches page with the message for `done` (post/redirect/get).
+fn done_redirect(ws: &str, app: &str, done: &str) -> axum::response::Response {
+    Redirect::to(&format!(
+        "/w/{}/switches?app={}&done={done}",
+        view::encode_segment(ws),
+        encode_query(app)
+    ))
+    .into_response()
+}
+
 async fn done_or_refused(
     state: &ConsoleState,
     authed: &Authed,
@@ -539,12 +544,7 @@ async fn done_or_refused(
     outcome: Result<&str, Error>,
 ) -> PageResult {
     match outcome {
-        Ok(done) => Ok(Redirect::to(&format!(
-            "/w/{}/switches?app={}&done={done}",
-            view::encode_segment(ws),
-            encode_query(app)
-        ))
-        .into_response()),
+        Ok(done) => Ok(done_redirect(ws, app, done)),
         Err(error) => {
             let shown = View {
                 status: view::status_of(&error),
