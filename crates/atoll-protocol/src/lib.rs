@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod analytics;
+pub mod delivery;
 pub mod device;
 pub mod error;
 pub mod events;
