@@ -167,6 +167,17 @@ impl DeviceClient {
         &self.config.storage_dir
     }
 
+    /// The server's URL, without a trailing slash (server paths such as
+    /// download URLs are relative to it).
+    pub fn server_url(&self) -> &str {
+        &self.config.server_url
+    }
+
+    /// The app key.
+    pub fn app_key(&self) -> &str {
+        &self.config.app_key
+    }
+
     /// Registers (or re-describes) this device.
     pub async fn register(&self, description: &RegisterRequest) -> Result<RegisterResponse> {
         let response: RegisterResponse = self
@@ -234,6 +245,19 @@ impl DeviceClient {
             .json()
             .await
             .map_err(|error| Error::Decode(error.to_string()))
+    }
+
+    /// Sends a signed POST with a JSON body to an endpoint that answers
+    /// `204 No Content`; whatever body a success carries is ignored.
+    pub async fn post_no_content<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+        options: &RequestOptions,
+    ) -> Result<()> {
+        let json = serde_json::to_vec(body).map_err(|error| Error::Decode(error.to_string()))?;
+        self.send_raw("POST", path, "", &json, options).await?;
+        Ok(())
     }
 
     /// Sends a signed request with raw body bytes, retrying per the policy.

@@ -27,6 +27,56 @@ pub enum Error {
     /// The configuration is unusable.
     #[error("configuration error: {0}")]
     Config(String),
+    /// A package, patch or downloaded file failed a check and was not used.
+    #[error("{}: {detail}", reason.code())]
+    Refused {
+        /// Why, with a stable code.
+        reason: Refusal,
+        /// What exactly did not match, for logs.
+        detail: String,
+    },
+}
+
+/// Why a package or file was refused. The codes are stable: they are what an
+/// install report's `error` carries and what the server counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The manifest's Ed25519 signature does not verify with the pinned key.
+    SignatureInvalid,
+    /// The signed manifest says something else than the update (kind, id,
+    /// version, app, size or SHA-256), or cannot be read.
+    ManifestMismatch,
+    /// The downloaded or rebuilt file does not have the signed size or SHA-256.
+    HashMismatch,
+    /// The update has no file to download (a store link, a removal).
+    NothingToDownload,
+    /// An offline package is not a readable zip, lacks or contradicts its
+    /// `manifest.json`, or uses an unsupported compression.
+    PackageInvalid,
+    /// An offline package names a file outside its folder (absolute path,
+    /// `..`, backslash) or an id or version unusable as a folder name.
+    UnsafePath,
+    /// An offline package has too many entries or expands to too many bytes.
+    TooLarge,
+    /// The version asked for is not on the device.
+    NotInstalled,
+}
+
+impl Refusal {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::SignatureInvalid => "signature_invalid",
+            Refusal::ManifestMismatch => "manifest_mismatch",
+            Refusal::HashMismatch => "hash_mismatch",
+            Refusal::NothingToDownload => "nothing_to_download",
+            Refusal::PackageInvalid => "package_invalid",
+            Refusal::UnsafePath => "unsafe_path",
+            Refusal::TooLarge => "too_large",
+            Refusal::NotInstalled => "not_installed",
+        }
+    }
 }
 
 impl Error {
@@ -35,6 +85,30 @@ impl Error {
         match self {
             Error::Api { problem, .. } => problem.error_code(),
             _ => None,
+        }
+    }
+
+    /// A stable code for any error, for the `error` of an install report:
+    /// the refusal's code, the server's problem code, or the error's family
+    /// (`network`, `io`, `decode`, `config`).
+    pub fn report_code(&self) -> &'static str {
+        match self {
+            Error::Refused { reason, .. } => reason.code(),
+            Error::Api { problem, .. } => problem
+                .error_code()
+                .map_or("api_error", |code| code.as_str()),
+            Error::Transport(_) => "network",
+            Error::Io(error) if error.kind() == std::io::ErrorKind::TimedOut => "timeout",
+            Error::Io(_) => "io",
+            Error::Decode(_) => "decode",
+            Error::Config(_) => "config",
+        }
+    }
+
+    pub(crate) fn refused(reason: Refusal, detail: impl Into<String>) -> Error {
+        Error::Refused {
+            reason,
+            detail: detail.into(),
         }
     }
 
