@@ -8,6 +8,11 @@
 //!   on-disk queue and sends them in batches through the [`DeviceClient`].
 //! - [`Switches`] holds the app's remote config on the device: local defaults,
 //!   the last fetched values cached on disk, conditional fetches, listeners.
+//! - [`Updater`] checks for updates (app installers, H5 offline packages, mini
+//!   programs, hotpatches), downloads them resumably or as delta patches, and
+//!   verifies them against the workspace's pinned Ed25519 key.
+//! - [`OfflinePackages`] unpacks verified H5 packages and mini programs and
+//!   maps the web container's URLs to their local files.
 //! - [`AdminClient`] speaks the admin API with a bearer token; the CLI and app
 //!   backends use it.
 //!
@@ -20,14 +25,18 @@ mod admin_analytics;
 mod admin_switches;
 mod device;
 mod error;
+pub mod offline;
 mod retry;
 pub mod switches;
 pub mod tracker;
+pub mod updates;
 
 pub use admin::AdminClient;
 pub use atoll_protocol as protocol;
 pub use device::{Compression, DeviceClient, DeviceConfig, RequestOptions};
-pub use error::{Error, Result};
+pub use error::{Error, Refusal, Result};
+pub use offline::{OfflineLimits, OfflinePackages};
 pub use retry::RetryPolicy;
 pub use switches::Switches;
 pub use tracker::{Tracker, TrackerConfig};
+pub use updates::{Progress, Updater, UpdaterConfig, VerifiedFile};
