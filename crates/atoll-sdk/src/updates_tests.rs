@@ -29,6 +29,9 @@ struct Routes {
     files: HashMap<String, Vec<u8>>,
     /// GET path → bytes of body after which its first answer is cut.
     cut_first: HashMap<String, usize>,
+    /// GET path → bytes of body after which its first answer stalls (the
+    /// connection stays open, nothing more is sent).
+    stall_first: HashMap<String, usize>,
     /// Answer every GET with the whole file, ignoring `Range`.
     no_ranges: bool,
     /// POST path → JSON answer; other POSTs get `204 No Content`.
@@ -116,15 +119,24 @@ async fn answer(
         range: range.clone(),
     });
 
-    let (status, extra, body, cut) = {
+    let (status, extra, body, cut, stall) = {
         let mut routes = routes.lock().unwrap();
         if method == "POST" {
             match routes.json.get(&path) {
-                Some(json) => ("200 OK", String::new(), json.clone().into_bytes(), None),
-                None => ("204 No Content", String::new(), Vec::new(), None),
+                Some(json) => (
+                    "200 OK",
+                    String::new(),
+                    json.clone().into_bytes(),
+                    None,
+                    false,
+                ),
+                None => ("204 No Content", String::new(), Vec::new(), None, false),
             }
         } else if let Some(file) = routes.files.get(&path).cloned() {
-            let cut = routes.cut_first.remove(&path);
+            let (cut, stall) = match routes.stall_first.remove(&path) {
+                Some(at) => (Some(at), true),
+                None => (routes.cut_first.remove(&path), false),
+            };
             let start = range
                 .as_deref()
                 .filter(|_| !routes.no_ranges)
@@ -137,6 +149,7 @@ async fn answer(
                     format!("Content-Range: bytes */{}\r\n", file.len()),
                     Vec::new(),
                     None,
+                    false,
                 ),
                 Some(start) => (
                     "206 Partial Content",
@@ -147,11 +160,12 @@ async fn answer(
                     ),
                     file[start..].to_vec(),
                     cut,
+                    stall,
                 ),
-                None => ("200 OK", String::new(), file, cut),
+                None => ("200 OK", String::new(), file, cut, stall),
             }
         } else {
-            ("404 Not Found", String::new(), Vec::new(), None)
+            ("404 Not Found", String::new(), Vec::new(), None, false)
         }
     };
     let length = if status.starts_with("204") {
@@ -165,6 +179,9 @@ async fn answer(
     let sent = cut.unwrap_or(body.len()).min(body.len());
     socket.write_all(&body[..sent]).await?;
     socket.flush().await?;
+    if stall {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
     socket.shutdown().await?;
     Ok(())
 }
@@ -240,6 +257,10 @@ fn signed_update(key: &SigningKey, file: &[u8]) -> Update {
 }
 
 fn updater(base: &str, dir: &Path) -> Updater {
+    updater_with(base, dir, Duration::from_secs(5))
+}
+
+fn updater_with(base: &str, dir: &Path, read_timeout: Duration) -> Updater {
     let mut device = DeviceConfig::new(base, APP_KEY, "secret", dir.join("sdk"));
     device.retry = RetryPolicy {
         max_attempts: 2,
@@ -248,7 +269,7 @@ fn updater(base: &str, dir: &Path) -> Updater {
     };
     let client = Arc::new(DeviceClient::new(device).unwrap());
     let mut config = UpdaterConfig::new(&client, public_key(&signing_key()));
-    config.read_timeout = Duration::from_secs(5);
+    config.read_timeout = read_timeout;
     config.retry = RetryPolicy {
         max_attempts: 4,
         base_delay: Duration::from_millis(5),
@@ -404,6 +425,28 @@ fn download_futures_are_send(updater: &Updater, update: &Update) {
     is_send(updater.download(update, None, Some(&progress)));
     is_send(updater.check(&UpdateCheck::default()));
     is_send(updater.report("r", ReportEvent::Installed, None, false, None));
+}
+
+#[tokio::test]
+async fn a_stalled_download_times_out_and_resumes() {
+    let file = noise(100_000, 7);
+    let update = signed_update(&signing_key(), &file);
+    let path = update.download.as_ref().unwrap().url.clone();
+    let mut routes = Routes::default();
+    routes.files.insert(path.clone(), file.clone());
+    routes.stall_first.insert(path.clone(), 40_000);
+    let server = Server::start(routes).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The whole download takes longer than one read may: only reads are
+    // timed.
+    let updater = updater_with(&server.base, dir.path(), Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let verified = updater.download(&update, None, None).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(std::fs::read(&verified.path).unwrap(), file);
+    let gets = server.gets(&path);
+    assert_eq!(gets.len(), 2);
+    assert_eq!(gets[1].range.as_deref(), Some("bytes=40000-"));
 }
 
 #[tokio::test]
