@@ -417,6 +417,65 @@ test("a first-time user sets up an app in the console", async (t) => {
       assert.equal(darkMode.default, false, "the first dark_mode default is back");
     });
 
+    await t.test("delivery: a package is uploaded, released, steered and rolled back", async () => {
+      const apps = await fetch(`${base}/api/v1/workspaces/demo/apps`, { headers: { cookie: await sessionCookie() } });
+      const demoApp = (await apps.json()).find((app) => app.name === "Demo Shop");
+      await page.goto(`${base}/w/demo/delivery?app=${demoApp.app_key}`);
+      await page.locator("#releases", { hasText: "20000001" }).waitFor();
+      await page.locator("#lists-table", { hasText: "testers" }).waitFor();
+
+      await page.selectOption("#upload-form select[name=kind]", "app");
+      await page.selectOption("#upload-form select[name=platform]", "android");
+      await page.fill("#upload-form input[name=version]", "4.0.0");
+      await page.setInputFiles("#upload-form input[name=file]", {
+        name: "shop-4.0.0.apk",
+        mimeType: "application/vnd.android.package-archive",
+        buffer: randomBytes(64 * 1024),
+      });
+      await page.click("#upload-form button[type=submit]");
+      await page.locator(".flash-success", { hasText: "Package uploaded" }).waitFor();
+      await page.locator("#packages", { hasText: "4.0.0" }).waitFor();
+
+      const option = await page.locator("#release-form select[name=package_id] option", { hasText: "4.0.0" }).getAttribute("value");
+      await page.selectOption("#release-form select[name=package_id]", option);
+      await page.fill("#release-form input[name=whitelist]", "user in list:testers");
+      await page.fill("#release-form input[name=force_below]", "3.0");
+      await page.fill("#release-form textarea[name=notes]", "A faster checkout");
+      await page.click("#release-form button[type=submit]");
+      await page.locator(".flash-success", { hasText: "Draft release created" }).waitFor();
+      const row = page.locator("#releases tr", { hasText: "4.0.0" });
+      await row.locator("[data-stage]", { hasText: "draft" }).waitFor();
+
+      // The rollout slider moves the release to 25 % of devices.
+      await row.locator("select[name=stage]").selectOption("percentage");
+      await row.locator("input[name=percent]").fill("25");
+      assert.equal(await row.locator("output").textContent(), "25", "the slider shows its value");
+      await row.locator("button:has-text('Apply')").click();
+      await page.locator(".flash-success", { hasText: "Release updated" }).waitFor();
+      await page.locator("#releases tr", { hasText: "4.0.0" }).locator("[data-stage]", { hasText: "percentage · 25%" }).waitFor();
+      await page.locator("#funnel-steps", { hasText: "Checks" }).waitFor();
+
+      await page.locator("#releases tr", { hasText: "4.0.0" }).locator("button:has-text('pause')").click();
+      await page.locator("#releases tr", { hasText: "4.0.0" }).locator("[data-status]", { hasText: "paused" }).waitFor();
+      page.once("dialog", (dialog) => dialog.accept());
+      await page.locator("#releases tr", { hasText: "4.0.0" }).locator("button:has-text('rollback')").click();
+      await page.locator("#releases tr", { hasText: "4.0.0" }).locator("[data-status]", { hasText: "rolled_back" }).waitFor();
+
+      // A bad rule is refused with the rule engine's explanation.
+      await page.selectOption("#release-form select[name=package_id]", option);
+      await page.fill("#release-form input[name=rule]", "app_version >=");
+      await page.click("#release-form button[type=submit]");
+      await page.locator(".flash-error", { hasText: "rule" }).waitFor();
+
+      await page.fill("#list-form input[name=name]", "qa-phones");
+      await page.selectOption("#list-form select[name=kind]", "device");
+      await page.fill("#list-form textarea[name=ids]", "phone-1\nphone-2, phone-3");
+      await page.click("#list-form button[type=submit]");
+      await page.locator(".flash-success", { hasText: "List saved" }).waitFor();
+      await page.locator("#lists-table tr", { hasText: "qa-phones" }).locator("td.right", { hasText: /^3$/ }).waitFor();
+      await snap("delivery");
+    });
+
     await t.test("logging out ends the session", async () => {
       const cookie = await sessionCookie();
       await Promise.all([page.waitForURL(`${base}/login`), page.click("form[action='/logout'] button")]);

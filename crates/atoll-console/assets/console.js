@@ -41,3 +41,10 @@ document.addEventListener("submit", (event) => {
 document.addEventListener("change", (event) => {
   if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
 });
+// Sliders show their value: <input type="range" data-output="element-id">.
+document.addEventListener("input", (event) => {
+  const slider = event.target;
+  if (!slider.matches("input[type=range][data-output]")) return;
+  const output = document.getElementById(slider.dataset.output);
+  if (output) output.value = slider.value;
+});

@@ -29,6 +29,8 @@ mod view;
 pub use auth::{cookie, tokens_match};
 
 use atoll_analytics::AnalyticsService;
+use atoll_delivery::DeliveryService;
+use atoll_lists::ListService;
 use atoll_platform::PlatformService;
 use atoll_switches::SwitchService;
 use axum::http::{header, HeaderValue};
@@ -46,6 +48,8 @@ pub struct ConsoleState {
     platform: PlatformService,
     analytics: Arc<AnalyticsService>,
     switches: Arc<SwitchService>,
+    delivery: Arc<DeliveryService>,
+    lists: Arc<ListService>,
 }
 
 impl ConsoleState {
@@ -54,18 +58,22 @@ impl ConsoleState {
         platform: PlatformService,
         analytics: Arc<AnalyticsService>,
         switches: Arc<SwitchService>,
+        delivery: Arc<DeliveryService>,
+        lists: Arc<ListService>,
     ) -> ConsoleState {
         ConsoleState {
             platform,
             analytics,
             switches,
+            delivery,
+            lists,
         }
     }
 }
 
 /// The console's routes, mounted at `/`.
 pub fn router(state: ConsoleState) -> Router {
-    use pages::{analytics, apps, audit, devices, members, switches, tokens, workspaces};
+    use pages::{analytics, apps, audit, delivery, devices, members, switches, tokens, workspaces};
     Router::new()
         .route("/", get(workspaces::home))
         .route("/login", get(auth::login_page).post(auth::login))
@@ -104,6 +112,16 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/w/{ws}/switches/publish", post(switches::publish))
         .route("/w/{ws}/switches/delete", post(switches::delete))
         .route("/w/{ws}/switches/rollback", post(switches::rollback))
+        .route("/w/{ws}/delivery", get(delivery::index))
+        .route(
+            "/w/{ws}/delivery/upload",
+            // Packages are larger than other forms; the service caps the size.
+            post(delivery::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/w/{ws}/delivery/releases", post(delivery::create))
+        .route("/w/{ws}/delivery/rollout", post(delivery::rollout))
+        .route("/w/{ws}/delivery/action", post(delivery::action))
+        .route("/w/{ws}/delivery/lists", post(delivery::put_list))
         // Console-shaped 404 for mistyped console addresses (the server's own
         // fallback answers problem JSON, which suits the APIs, not people).
         .route("/w/{ws}/{*rest}", get(workspaces::not_found))

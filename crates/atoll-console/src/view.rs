@@ -28,7 +28,7 @@ pub const NAV: &[(&str, &str, &str, bool)] = &[
     ("Modules", "Switches", "/switches", true),
     ("Modules", "Push", "/push", false),
     ("Modules", "Sync", "/sync", false),
-    ("Modules", "Delivery", "/delivery", false),
+    ("Modules", "Delivery", "/delivery", true),
     ("Modules", "Gateway", "/gateway", false),
 ];
 
@@ -216,6 +216,27 @@ impl Shell {
         format!("/w/{}", encode_segment(self.slug()))
     }
 
+    /// The app a per-app page shows: the one asked for, else the workspace's
+    /// first; without any app, the error page saying what `what` belong to.
+    #[allow(clippy::result_large_err)] // a Response is the natural early exit of a handler
+    pub fn app_or_first(self, app: &str, what: &str) -> Result<(Shell, String), Response> {
+        if !app.is_empty() {
+            return Ok((self, app.to_owned()));
+        }
+        match self.apps.first() {
+            Some(first) => {
+                let key = first.detail.clone();
+                Ok((self, key))
+            }
+            None => {
+                let error = Error::NotFound(format!(
+                    "an app (create one first; {what} belong to an app)"
+                ));
+                Err(error_page(self, &error))
+            }
+        }
+    }
+
     pub fn with_flash(mut self, flash: Option<Flash>) -> Shell {
         self.flash = flash;
         self
@@ -400,6 +421,10 @@ pub fn done_message(code: &str) -> Option<Flash> {
         "switches_rolled_back" => {
             "Rolled back: the earlier switches are published as a new version."
         }
+        "package_uploaded" => "Package uploaded and signed. Create a release to offer it.",
+        "release_created" => "Draft release created. Promote it to start the rollout.",
+        "release_changed" => "Release updated. Devices see it on their next check.",
+        "list_saved" => "List saved. Rules naming it use the new ids within seconds.",
         _ => return None,
     };
     Some(Flash::success(message))

@@ -110,3 +110,60 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub(crate) fn check(outcome: std::result::Result<(), String>) -> Result<()> {
     outcome.map_err(Error::Validation)
 }
+
+/// The answers every module's error gives the HTTP layer — its catalogue
+/// code, a retry hint, whether its detail stays in the log — and the
+/// conversion from `sqlx::Error`, written once from a table:
+///
+/// ```ignore
+/// atoll_platform::module_error!(Error {
+///     delegate: [Platform, Lists],       // wrap an error that answers for itself
+///     internal: [Store, Internal],       // `internal` code, detail only logged
+///     codes: { Invalid => ValidationFailed, NotFound => NotFound },
+/// });
+/// ```
+///
+/// The enum must have a `Store(atoll_store::Error)` variant (for `sqlx`
+/// errors) and the calling crate must depend on `sqlx` and `atoll-store`.
+#[macro_export]
+macro_rules! module_error {
+    ($error:ident {
+        delegate: [$($delegate:ident),* $(,)?],
+        internal: [$($internal:ident),* $(,)?],
+        codes: { $($variant:ident => $code:ident),* $(,)? } $(,)?
+    }) => {
+        impl From<sqlx::Error> for $error {
+            fn from(error: sqlx::Error) -> Self {
+                $error::Store(atoll_store::Error::Database(error))
+            }
+        }
+
+        impl $error {
+            /// The catalogue code.
+            pub fn code(&self) -> atoll_protocol::ErrorCode {
+                match self {
+                    $($error::$delegate(error) => error.code(),)*
+                    $($error::$internal { .. } => atoll_protocol::ErrorCode::Internal,)*
+                    $($error::$variant { .. } => atoll_protocol::ErrorCode::$code,)*
+                }
+            }
+
+            /// Seconds a client should wait before retrying, for overload.
+            pub fn retry_after_secs(&self) -> Option<u64> {
+                match self {
+                    $($error::$delegate(error) => error.retry_after_secs(),)*
+                    _ => None,
+                }
+            }
+
+            /// Whether the detail is for the log only (storage and bugs).
+            pub fn is_internal(&self) -> bool {
+                match self {
+                    $($error::$delegate(error) => error.is_internal(),)*
+                    $($error::$internal { .. } => true,)*
+                    _ => false,
+                }
+            }
+        }
+    };
+}

@@ -564,3 +564,31 @@ pub struct PutList {
     /// The ids (duplicates are stored once).
     pub ids: Vec<String>,
 }
+
+/// `POST …/releases/{id}/audience`: which of these devices the release
+/// selects at its current stage (a reach preview; also how a canary's
+/// stickiness is checked). Devices are described by id and, optionally, one
+/// app version and platform shared by all.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AudienceRequest {
+    /// Device ids (at most [`limits::MAX_LIST_IDS`]).
+    pub device_ids: Vec<String>,
+    /// Their app version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    /// Their platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+/// The answer to an audience preview.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AudienceAnswer {
+    /// Devices evaluated.
+    pub checked: u64,
+    /// The ids the release selects, in request order.
+    pub selected: Vec<String>,
+}

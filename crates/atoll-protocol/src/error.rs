@@ -61,6 +61,8 @@ error_codes! {
     Conflict = ("conflict", 409, "Conflict"),
     /// The body (compressed or decompressed) is over its limit.
     PayloadTooLarge = ("payload_too_large", 413, "Payload too large"),
+    /// The requested byte range lies outside the file.
+    RangeNotSatisfiable = ("range_not_satisfiable", 416, "Range not satisfiable"),
     /// The `Content-Encoding` or `Content-Type` is not supported.
     UnsupportedMediaType = ("unsupported_media_type", 415, "Unsupported media type"),
     /// Too many requests; see `Retry-After`.

@@ -232,6 +232,25 @@ pub struct SampleDevice {
     pub network: Option<String>,
 }
 
+impl From<&crate::admin::Device> for SampleDevice {
+    /// A registered device as the rules see it.
+    fn from(device: &crate::admin::Device) -> SampleDevice {
+        SampleDevice {
+            device_id: device.device_id.clone(),
+            user_id: device.user_id.clone(),
+            platform: device.platform,
+            app_version: device.app_version.clone(),
+            os_version: device.os_version.clone(),
+            os: device.os.clone(),
+            model: device.model.clone(),
+            channel: device.channel.clone(),
+            region: device.region.clone(),
+            network: device.network.clone(),
+            locale: device.locale.clone(),
+        }
+    }
+}
+
 /// `GET /device/v1/config`: the values for the calling device.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -29,6 +29,11 @@ impl AdminClient {
         })
     }
 
+    /// The HTTP client, for calls with their own body or timeout.
+    pub(crate) fn http_client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The server's URL.
     pub fn base_url(&self) -> &str {
         &self.base_url

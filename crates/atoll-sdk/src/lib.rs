@@ -22,6 +22,7 @@
 
 mod admin;
 mod admin_analytics;
+mod admin_delivery;
 mod admin_switches;
 mod device;
 mod error;
@@ -32,6 +33,7 @@ pub mod tracker;
 pub mod updates;
 
 pub use admin::AdminClient;
+pub use admin_delivery::ListWithIds;
 pub use atoll_protocol as protocol;
 pub use device::{Compression, DeviceClient, DeviceConfig, RequestOptions};
 pub use error::{Error, Refusal, Result};

@@ -10,7 +10,9 @@
 mod analytics;
 mod apps;
 mod auth;
+mod delivery;
 mod devices;
+mod lists;
 mod members;
 mod switches;
 mod tokens;
@@ -105,5 +107,23 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(switches::version))
         .routes(routes!(switches::rollback))
         .routes(routes!(switches::evaluate))
+        .routes(routes!(lists::list_lists))
+        .routes(routes!(
+            lists::get_list,
+            lists::put_list,
+            lists::delete_list
+        ))
+        .routes(routes!(delivery::signing_key))
+        .routes(routes!(delivery::list_packages, delivery::upload_package))
+        .routes(routes!(delivery::get_package))
+        .routes(routes!(delivery::list_releases, delivery::create_release))
+        .routes(routes!(delivery::get_release, delivery::update_release))
+        .routes(routes!(delivery::promote_release))
+        .routes(routes!(delivery::pause_release))
+        .routes(routes!(delivery::resume_release))
+        .routes(routes!(delivery::end_release))
+        .routes(routes!(delivery::rollback_release))
+        .routes(routes!(delivery::release_stats))
+        .routes(routes!(delivery::release_audience))
         .split_for_parts()
 }

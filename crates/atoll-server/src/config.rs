@@ -34,6 +34,31 @@ pub struct Config {
     pub http: HttpConfig,
     /// Event ingestion and the event store.
     pub analytics: AnalyticsConfig,
+    /// Packages, releases and update checks.
+    pub delivery: DeliverySettings,
+}
+
+/// Delivery settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySettings {
+    /// Largest package upload, in bytes.
+    pub max_package_bytes: u64,
+    /// Seconds devices wait between update checks.
+    pub check_interval_secs: u32,
+    /// Largest package delta patches are made for, in bytes (the diff holds
+    /// both versions in memory).
+    pub delta_max_file_bytes: u64,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            max_package_bytes: 2 << 30,
+            check_interval_secs: 600,
+            delta_max_file_bytes: 512 << 20,
+        }
+    }
 }
 
 /// Device API settings.
@@ -144,6 +169,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             http: HttpConfig::default(),
             analytics: AnalyticsConfig::default(),
+            delivery: DeliverySettings::default(),
         }
     }
 }

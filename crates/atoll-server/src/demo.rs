@@ -215,6 +215,153 @@ pub async fn seed_switches(
     Ok(true)
 }
 
+/// Seeds starter delivery data once: a testers list, an H5 offline package in
+/// two versions (1.0 official, 1.1 at 20 %) and an Android upgrade published
+/// through a store link to testers. Returns whether it seeded.
+pub async fn seed_delivery(
+    platform: &PlatformService,
+    lists: &atoll_lists::ListService,
+    delivery: &atoll_delivery::DeliveryService,
+    info: &DemoInfo,
+) -> anyhow::Result<bool> {
+    use atoll_protocol::delivery::*;
+    let principal = demo_principal(platform).await?;
+    let (workspace, app) = (&info.workspace, &info.app.app_key);
+    if !delivery
+        .packages(&principal, workspace, app, None, Some(1))
+        .await?
+        .is_empty()
+    {
+        return Ok(false);
+    }
+    lists
+        .put(
+            &principal,
+            workspace,
+            app,
+            "testers",
+            PutList {
+                kind: ListKind::User,
+                ids: vec![
+                    "user-00001".into(),
+                    "user-00002".into(),
+                    "user-00003".into(),
+                ],
+            },
+        )
+        .await?;
+    for (version, stage, percent) in [
+        ("1.0.0", ReleaseStage::Official, None),
+        ("1.1.0", ReleaseStage::Percentage, Some(20.0)),
+    ] {
+        let manifest = json!({
+            "id": "20000001", "version": version,
+            "entry": "https://shop.h5.example/index.html", "domain": "shop.h5.example",
+            "files": ["index.html", "app.js"],
+        })
+        .to_string();
+        let page =
+            format!("<!doctype html><title>Shop {version}</title><script src=\"app.js\"></script>");
+        let zip = atoll_delivery::manifest::stored_zip(&[
+            ("manifest.json", manifest.as_bytes()),
+            ("index.html", page.as_bytes()),
+            (
+                "app.js",
+                format!("console.log('shop {version}');").as_bytes(),
+            ),
+        ]);
+        let body =
+            futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes::Bytes::from(zip))]);
+        let spooled = delivery.spool(body).await?;
+        let package = delivery
+            .upload_package(
+                &principal,
+                workspace,
+                app,
+                UploadPackage {
+                    kind: ResourceKind::H5,
+                    platform: Platform::Android,
+                    version: version.into(),
+                    resource_id: Some("20000001".into()),
+                    for_app_version: None,
+                    file_name: Some(format!("shop-{version}.zip")),
+                    store_url: None,
+                },
+                spooled.as_ref().map(|s| s.file()),
+            )
+            .await?;
+        let release = delivery
+            .create_release(
+                &principal,
+                workspace,
+                app,
+                CreateRelease {
+                    package_id: package.id,
+                    mode: Some(UpgradeMode::Silent),
+                    notes: format!("Shop pages {version}"),
+                    ..CreateRelease::default()
+                },
+            )
+            .await?;
+        delivery
+            .promote(
+                &principal,
+                workspace,
+                app,
+                &release.id,
+                PromoteRelease { stage, percent },
+            )
+            .await?;
+    }
+    let upgrade = delivery
+        .upload_package(
+            &principal,
+            workspace,
+            app,
+            UploadPackage {
+                kind: ResourceKind::App,
+                platform: Platform::Android,
+                version: "3.5.0".into(),
+                resource_id: None,
+                for_app_version: None,
+                file_name: None,
+                store_url: Some(
+                    "https://play.google.com/store/apps/details?id=example.shop".into(),
+                ),
+            },
+            None,
+        )
+        .await?;
+    let release = delivery
+        .create_release(
+            &principal,
+            workspace,
+            app,
+            CreateRelease {
+                package_id: upgrade.id,
+                whitelist: Some("user in list:testers".into()),
+                app_versions: Some(">=3.0 <3.5".into()),
+                force_below: Some("3.1".into()),
+                notes: "Faster checkout, new home screen".into(),
+                ..CreateRelease::default()
+            },
+        )
+        .await?;
+    delivery
+        .promote(
+            &principal,
+            workspace,
+            app,
+            &release.id,
+            PromoteRelease {
+                stage: ReleaseStage::Whitelist,
+                percent: None,
+            },
+        )
+        .await?;
+    Ok(true)
+}
+
 /// The seed of the demo's simulated users (the same week shape on every machine).
 const DEMO_SEED: u64 = 20_261_128;
 

@@ -4,6 +4,7 @@
 use crate::http::body::Signed;
 use crate::http::ApiResult;
 use crate::state::AppState;
+use atoll_protocol::delivery::{UpdateAnswer, UpdateCheck, UpdateReport};
 use atoll_protocol::device::{
     Ack, BindRequest, BindingResponse, PushTokenRequest, RegisterRequest, RegisterResponse,
 };
@@ -24,6 +25,26 @@ pub fn router() -> Router<AppState> {
         .route("/device/v1/push-token", post(push_token))
         .route("/device/v1/events", post(events))
         .route("/device/v1/config", get(config))
+        .route("/device/v1/updates/check", post(update_check))
+        .route("/device/v1/updates/report", post(update_report))
+}
+
+async fn update_check(
+    State(state): State<AppState>,
+    signed: Signed<UpdateCheck>,
+) -> ApiResult<Json<UpdateAnswer>> {
+    Ok(Json(
+        state.delivery.check(&signed.caller, &signed.body).await?,
+    ))
+}
+
+/// Written before it is answered (`204`).
+async fn update_report(
+    State(state): State<AppState>,
+    signed: Signed<UpdateReport>,
+) -> ApiResult<StatusCode> {
+    state.delivery.report(&signed.caller, &signed.body).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn register(

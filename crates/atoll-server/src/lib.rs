@@ -9,6 +9,7 @@ mod api;
 pub mod config;
 pub mod demo;
 mod device_api;
+mod downloads;
 mod http;
 mod listener;
 mod ops;
@@ -65,7 +66,9 @@ use anyhow::Context;
 use atoll_analytics::ingest::IngestLimits;
 use atoll_analytics::AnalyticsService;
 use atoll_core::clock::{Clock, SystemClock};
+use atoll_delivery::{DeliveryConfig, DeliveryService};
 use atoll_events::{EventStore, EventStoreConfig};
+use atoll_lists::ListService;
 use atoll_platform::{NonceStore, PlatformService, PlatformSettings};
 use atoll_protocol::ErrorCode;
 use atoll_store::{BlobStore, MetaStore, MetaStoreOptions};
@@ -157,7 +160,24 @@ impl Node {
             nonces,
         );
         let events = open_event_store(&config).await?;
-        let switches = Arc::new(SwitchService::new(platform.clone(), clock.clone()));
+        let lists = Arc::new(ListService::new(platform.clone(), clock.clone()));
+        let switches = Arc::new(SwitchService::new(
+            platform.clone(),
+            lists.clone(),
+            clock.clone(),
+        ));
+        let delivery = Arc::new(DeliveryService::new(
+            platform.clone(),
+            blobs.clone(),
+            lists.clone(),
+            clock.clone(),
+            DeliveryConfig {
+                check_interval_secs: config.delivery.check_interval_secs,
+                delta_max_file_bytes: config.delivery.delta_max_file_bytes,
+                max_package_bytes: config.delivery.max_package_bytes,
+                upload_dir: config.data_dir.join("tmp"),
+            },
+        ));
         let analytics = Arc::new(AnalyticsService::new(
             platform.clone(),
             events,
@@ -173,6 +193,8 @@ impl Node {
         let state = AppState {
             analytics,
             switches,
+            lists,
+            delivery,
             limiter: AppRateLimiter::new(
                 config.device.rate_per_app_per_sec,
                 config.device.rate_burst_per_app,
@@ -215,6 +237,16 @@ impl Node {
         &self.state.switches
     }
 
+    /// The list service (for seeding demo data).
+    pub fn lists(&self) -> &atoll_lists::ListService {
+        &self.state.lists
+    }
+
+    /// The delivery service (for seeding demo data).
+    pub fn delivery(&self) -> &DeliveryService {
+        &self.state.delivery
+    }
+
     /// The data folder.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.data_dir
@@ -231,12 +263,15 @@ impl Node {
             self.state.platform.clone(),
             self.state.analytics.clone(),
             self.state.switches.clone(),
+            self.state.delivery.clone(),
+            self.state.lists.clone(),
         ));
         Router::new()
             .merge(api.layer(axum::extract::DefaultBodyLimit::max(
                 config.admin.max_body_bytes,
             )))
             .merge(device_api::router())
+            .merge(downloads::router())
             .merge(ops::router(Arc::new(openapi)))
             .with_state(self.state.clone())
             .merge(console)
@@ -267,6 +302,7 @@ impl Node {
         let router = self.router();
         let stop = CancellationToken::new();
         let background = spawn_housekeeping(self.state.clone(), stop.clone());
+        let delivery_tasks = self.state.delivery.start_background();
         let limits = listener::ConnectionLimits {
             header_read_timeout: Duration::from_secs(
                 self.state.config.http.header_read_timeout_secs.max(1),
@@ -294,6 +330,12 @@ impl Node {
         }
         stop.cancel();
         let _ = background.await;
+        for task in delivery_tasks {
+            task.abort();
+        }
+        if let Err(error) = self.state.delivery.flush_stats().await {
+            tracing::warn!(%error, "could not write the last release counters");
+        }
         let snapshot = self.data_dir.join(NONCE_SNAPSHOT);
         if let Err(error) = self.state.platform.verifier().nonces().save(&snapshot) {
             tracing::warn!(%error, "could not save the nonce snapshot; the next start fences old timestamps");

@@ -3,6 +3,8 @@
 use crate::config::Config;
 use crate::http::rate_limit::AppRateLimiter;
 use atoll_analytics::AnalyticsService;
+use atoll_delivery::DeliveryService;
+use atoll_lists::ListService;
 use atoll_platform::PlatformService;
 use atoll_store::BlobStore;
 use atoll_switches::SwitchService;
@@ -26,6 +28,10 @@ pub struct AppState {
     pub analytics: Arc<AnalyticsService>,
     /// Remote config.
     pub switches: Arc<SwitchService>,
+    /// Uploaded id lists.
+    pub lists: Arc<ListService>,
+    /// Packages, releases, update checks.
+    pub delivery: Arc<DeliveryService>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -19,7 +19,7 @@ mod bus;
 pub mod conformance;
 mod meta;
 
-pub use blob::{BlobRef, BlobStore};
+pub use blob::{BlobRead, BlobRef, BlobStore};
 pub use bus::{Bus, BusMessage, MemoryBus, Subscription};
 pub use meta::{Backend, Durability, MetaStore, MetaStoreOptions, WriteTx};
 

@@ -3,6 +3,7 @@
 
 use crate::targeting::{self, CompiledRule};
 use crate::Result;
+use atoll_core::rules::Env;
 use atoll_protocol::device::Platform;
 use atoll_protocol::switches::{SampleDevice, Switch, SwitchValues};
 use serde_json::Value;
@@ -59,7 +60,7 @@ impl CompiledSet {
     /// The values `device` gets: for each key of its platform, the value of the
     /// first matching rule, else the default. A percentage in a rule buckets the
     /// device with the key as the salt, so each key rolls out independently.
-    pub fn evaluate(&self, device: &SampleDevice) -> SwitchValues {
+    pub fn evaluate(&self, device: &SampleDevice, env: &Env<'_>) -> SwitchValues {
         let context = targeting::context(device);
         let mut values = BTreeMap::new();
         for switch in &self.switches {
@@ -73,7 +74,7 @@ impl CompiledSet {
             let value = switch
                 .rules
                 .iter()
-                .find(|(rule, _)| targeting::matches(rule, &context))
+                .find(|(rule, _)| targeting::matches(rule, &context, env))
                 .map_or(&switch.default, |(_, value)| value);
             values.insert(switch.key.clone(), value.clone());
         }
@@ -137,13 +138,13 @@ mod tests {
             },
         ];
         let set = CompiledSet::compile(4, &switches).unwrap();
-        let ios_new = set.evaluate(&device("d1", Platform::Ios, "3.1"));
+        let ios_new = set.evaluate(&device("d1", Platform::Ios, "3.1"), &Env::empty());
         assert_eq!(ios_new.version, 4);
         assert_eq!(ios_new.values["checkout"], json!("v3"));
         assert!(!ios_new.values.contains_key("android_only"));
-        let ios_old = set.evaluate(&device("d1", Platform::Ios, "2.9"));
+        let ios_old = set.evaluate(&device("d1", Platform::Ios, "2.9"), &Env::empty());
         assert_eq!(ios_old.values["checkout"], json!("ios"));
-        let android_old = set.evaluate(&device("d2", Platform::Android, "2.0"));
+        let android_old = set.evaluate(&device("d2", Platform::Android, "2.0"), &Env::empty());
         assert_eq!(android_old.values["checkout"], json!("old"));
         assert_eq!(android_old.values["android_only"], json!(true));
         let (body, tag) = answer(&android_old);
@@ -175,8 +176,8 @@ mod tests {
                 device_id: format!("device-{index}"),
                 ..SampleDevice::default()
             };
-            let in_five = five.evaluate(&device).values["rollout"] == json!(true);
-            let in_ten = ten.evaluate(&device).values["rollout"] == json!(true);
+            let in_five = five.evaluate(&device, &Env::empty()).values["rollout"] == json!(true);
+            let in_ten = ten.evaluate(&device, &Env::empty()).values["rollout"] == json!(true);
             assert!(
                 !in_five || in_ten,
                 "device-{index} left when the rollout grew"

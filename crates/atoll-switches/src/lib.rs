@@ -26,10 +26,10 @@ pub mod targeting;
 
 use atoll_core::access::Requirement;
 use atoll_core::clock::Clock;
+use atoll_core::rules::{Env, NoSegments};
+use atoll_lists::ListService;
 use atoll_platform::{DeviceCaller, PlatformService, Principal};
-use atoll_protocol::admin::Device;
 use atoll_protocol::switches::*;
-use atoll_protocol::ErrorCode;
 use evaluate::CompiledSet;
 use parking_lot::Mutex;
 use serde_json::json;
@@ -46,6 +46,9 @@ pub enum Error {
     /// The metadata store failed.
     #[error(transparent)]
     Store(#[from] atoll_store::Error),
+    /// Reading the app's lists failed.
+    #[error(transparent)]
+    Lists(#[from] atoll_lists::Error),
     /// The request is not valid.
     #[error("{0}")]
     Invalid(String),
@@ -70,42 +73,16 @@ pub enum Error {
     Internal(String),
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(error: sqlx::Error) -> Self {
-        Error::Store(atoll_store::Error::Database(error))
-    }
-}
-
-impl Error {
-    /// The catalogue code.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Error::Platform(error) => error.code(),
-            Error::Store(_) | Error::Internal(_) => ErrorCode::Internal,
-            Error::Invalid(_) => ErrorCode::ValidationFailed,
-            Error::InvalidRule { .. } => ErrorCode::InvalidRule,
-            Error::NotFound(_) => ErrorCode::NotFound,
-            Error::Conflict(_) => ErrorCode::Conflict,
-        }
-    }
-
-    /// Seconds a client should wait before retrying, for overload.
-    pub fn retry_after_secs(&self) -> Option<u64> {
-        match self {
-            Error::Platform(error) => error.retry_after_secs(),
-            _ => None,
-        }
-    }
-
-    /// Whether the detail is for the log only (storage and bugs).
-    pub fn is_internal(&self) -> bool {
-        match self {
-            Error::Platform(error) => error.is_internal(),
-            Error::Store(_) | Error::Internal(_) => true,
-            _ => false,
-        }
-    }
-}
+atoll_platform::module_error!(Error {
+    delegate: [Platform, Lists],
+    internal: [Store, Internal],
+    codes: {
+        Invalid => ValidationFailed,
+        InvalidRule => InvalidRule,
+        NotFound => NotFound,
+        Conflict => Conflict,
+    },
+});
 
 /// Results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -125,6 +102,7 @@ struct Snapshot {
 /// The switches service.
 pub struct SwitchService {
     platform: PlatformService,
+    lists: Arc<ListService>,
     clock: Arc<dyn Clock>,
     snapshots: Mutex<HashMap<String, Snapshot>>,
 }
@@ -135,28 +113,16 @@ impl std::fmt::Debug for SwitchService {
     }
 }
 
-/// A registered device as the rules see it.
-pub fn sample_of(device: &Device) -> SampleDevice {
-    SampleDevice {
-        device_id: device.device_id.clone(),
-        user_id: device.user_id.clone(),
-        platform: device.platform,
-        app_version: device.app_version.clone(),
-        os_version: device.os_version.clone(),
-        os: device.os.clone(),
-        model: device.model.clone(),
-        channel: device.channel.clone(),
-        region: device.region.clone(),
-        network: device.network.clone(),
-        locale: device.locale.clone(),
-    }
-}
-
 impl SwitchService {
     /// A service over the platform.
-    pub fn new(platform: PlatformService, clock: Arc<dyn Clock>) -> SwitchService {
+    pub fn new(
+        platform: PlatformService,
+        lists: Arc<ListService>,
+        clock: Arc<dyn Clock>,
+    ) -> SwitchService {
         SwitchService {
             platform,
+            lists,
             clock,
             snapshots: Mutex::new(HashMap::new()),
         }
@@ -424,7 +390,11 @@ impl SwitchService {
             .platform
             .authorize_app(principal, slug, app_key, Requirement::READ)
             .await?;
-        Ok(self.snapshot(&access.app_id).await?.evaluate(device))
+        let lists = self.lists.lists_of(&access.app_id).await?;
+        Ok(self
+            .snapshot(&access.app_id)
+            .await?
+            .evaluate(device, &Env::new(&*lists, &NoSegments)))
     }
 
     /// The values for a calling device, from its registered context.
@@ -434,10 +404,11 @@ impl SwitchService {
             .device_profile(caller)
             .await?
             .ok_or(atoll_platform::Error::UnknownDevice)?;
-        Ok(self
-            .snapshot(&caller.app_id)
-            .await?
-            .evaluate(&sample_of(&device)))
+        let lists = self.lists.lists_of(&caller.app_id).await?;
+        Ok(self.snapshot(&caller.app_id).await?.evaluate(
+            &SampleDevice::from(&device),
+            &Env::new(&*lists, &NoSegments),
+        ))
     }
 
     /// The app's compiled set: the cached one while fresh or still current,

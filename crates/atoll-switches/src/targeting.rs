@@ -17,24 +17,10 @@ pub fn compile(text: &str, key: &str) -> Result<CompiledRule, String> {
 
 /// A device prepared for evaluating many rules.
 pub fn context(device: &SampleDevice) -> DeviceContext {
-    DeviceContext::new(DeviceAttributes {
-        device_id: device.device_id.clone(),
-        user_id: device.user_id.clone(),
-        app_version: device.app_version.clone(),
-        platform: device.platform.map(|platform| platform.as_str().to_owned()),
-        os: device.os.clone(),
-        os_version: device.os_version.clone(),
-        model: device.model.clone(),
-        channel: device.channel.clone(),
-        region: device.region.clone(),
-        city: None,
-        network: device.network.clone(),
-        locale: device.locale.clone(),
-    })
+    DeviceContext::new(DeviceAttributes::from(device))
 }
 
-/// Whether the prepared device matches. Switches use no uploaded lists yet: a
-/// rule naming a list sees it empty, as the rules define for a missing list.
-pub fn matches(rule: &CompiledRule, device: &DeviceContext) -> bool {
-    rule.matches(device, &Env::empty())
+/// Whether the prepared device matches, with the app's uploaded lists.
+pub fn matches(rule: &CompiledRule, device: &DeviceContext, env: &Env<'_>) -> bool {
+    rule.matches(device, env)
 }

@@ -42,6 +42,12 @@ enum Command {
     /// Switches (remote config): read, set, delete, history, rollback.
     #[command(subcommand)]
     Switch(crate::switch_cli::SwitchCommand),
+    /// Releases: upload packages, create and steer rollouts, roll back.
+    #[command(subcommand)]
+    Release(crate::release_cli::ReleaseCommand),
+    /// Uploaded id lists for target rules (`user in list:NAME`).
+    #[command(subcommand)]
+    Lists(crate::release_cli::ListsCommand),
     /// Simulate devices using an app (sessions, pages, a purchase funnel) through the device API.
     Sim(SimArgs),
 }
@@ -147,6 +153,27 @@ pub(crate) struct WorkspaceArg {
     /// Workspace slug (default: the only or first workspace you can see, or $ATOLL_WORKSPACE).
     #[arg(long, short = 'w', env = "ATOLL_WORKSPACE")]
     workspace: Option<String>,
+}
+
+/// Which app a command works on.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct AppArgs {
+    /// App key.
+    #[arg(long)]
+    pub(crate) app: String,
+    #[command(flatten)]
+    pub(crate) workspace: WorkspaceArg,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+impl AppArgs {
+    /// The admin client and the workspace slug.
+    pub(crate) async fn connect(&self) -> anyhow::Result<(AdminClient, String)> {
+        let client = client(&self.client)?;
+        let slug = workspace_of(&client, &self.workspace).await?;
+        Ok((client, slug))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -391,6 +418,7 @@ async fn serve(args: ServeArgs, demo_devices: Option<u64>) -> anyhow::Result<()>
         // Demo data (events, starter switches) only when asked for; tests start empty.
         if devices > 0 {
             demo::seed_switches(node.platform(), node.switches(), &info).await?;
+            demo::seed_delivery(node.platform(), node.lists(), node.delivery(), &info).await?;
         }
         if seeded > 0 {
             tracing::info!(
@@ -456,6 +484,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .await
         }
         Command::Switch(command) => crate::switch_cli::run(command).await,
+        Command::Release(command) => crate::release_cli::run(command).await,
+        Command::Lists(command) => crate::release_cli::run_lists(command).await,
         Command::Demo(demo_args) => serve(demo_args.serve, Some(demo_args.demo_devices)).await,
         Command::Login(login) => {
             let token = match login.token {

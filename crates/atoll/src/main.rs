@@ -4,6 +4,7 @@
 
 mod cli;
 mod output;
+mod release_cli;
 mod sim;
 mod switch_cli;
 

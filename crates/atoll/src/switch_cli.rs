@@ -5,26 +5,14 @@
 //! text for strings). Targeted values are `--rule 'WHEN => VALUE'`, where WHEN
 //! is a target rule in text form, e.g. `--rule 'platform = ios and percent(10) => true'`.
 
-use crate::cli::{client, workspace_of, ClientArgs, WorkspaceArg};
+use crate::cli::{client, workspace_of, AppArgs};
 use crate::output::{print, time};
 use anyhow::{bail, Context};
 use atoll_protocol::device::Platform;
 use atoll_protocol::switches::{
     PutSwitch, RollbackSwitches, Switch, SwitchDiff, SwitchType, TargetedValue,
 };
-use clap::{Args as ClapArgs, Subcommand};
-
-/// Which app a command works on.
-#[derive(Debug, ClapArgs)]
-pub struct AppArgs {
-    /// App key.
-    #[arg(long)]
-    app: String,
-    #[command(flatten)]
-    workspace: WorkspaceArg,
-    #[command(flatten)]
-    client: ClientArgs,
-}
+use clap::Subcommand;
 
 /// `atoll switch …`.
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@
 pub mod analytics;
 pub mod apps;
 pub mod audit;
+pub mod delivery;
 pub mod devices;
 pub mod members;
 pub mod switches;

@@ -255,18 +255,7 @@ async fn render(
     )
     .await?
     .with_flash(view.flash);
-    let app_key = if app.is_empty() {
-        match shell.apps.first() {
-            Some(first) => first.detail.clone(),
-            None => {
-                let error =
-                    Error::NotFound("an app (create one first; switches belong to an app)".into());
-                return Err(view::error_page(shell, &error));
-            }
-        }
-    } else {
-        app.to_owned()
-    };
+    let (shell, app_key) = shell.app_or_first(app, "switches")?;
     let principal = authed.principal();
     let set = state
         .switches

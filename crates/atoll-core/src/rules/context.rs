@@ -169,6 +169,27 @@ impl From<DeviceAttributes> for DeviceContext {
     }
 }
 
+impl From<&atoll_protocol::switches::SampleDevice> for DeviceAttributes {
+    /// A device described on the wire (a registered device, or a sample for a
+    /// preview) as rules see it.
+    fn from(device: &atoll_protocol::switches::SampleDevice) -> DeviceAttributes {
+        DeviceAttributes {
+            device_id: device.device_id.clone(),
+            user_id: device.user_id.clone(),
+            app_version: device.app_version.clone(),
+            platform: device.platform.map(|platform| platform.as_str().to_owned()),
+            os: device.os.clone(),
+            os_version: device.os_version.clone(),
+            model: device.model.clone(),
+            channel: device.channel.clone(),
+            region: device.region.clone(),
+            city: None,
+            network: device.network.clone(),
+            locale: device.locale.clone(),
+        }
+    }
+}
+
 /// Uploaded id lists (allow-lists of devices or users), looked up by list name.
 /// Ids compare exactly. A list that does not exist contains nothing.
 pub trait Lists {

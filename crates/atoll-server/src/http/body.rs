@@ -40,7 +40,7 @@ async fn drain_refused(mut stream: axum::body::BodyDataStream, mut read: usize) 
 
 /// Collects a body of at most `limit` bytes; a longer one is drained (see
 /// [`drain_refused`]) and refused with `payload_too_large`.
-async fn read_bounded(
+pub(crate) async fn read_bounded(
     body: Body,
     limit: usize,
     declared: Option<usize>,

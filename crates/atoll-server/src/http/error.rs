@@ -87,33 +87,27 @@ fn module_error(
     }
 }
 
-impl From<atoll_analytics::Error> for ApiError {
-    fn from(error: atoll_analytics::Error) -> Self {
-        if let atoll_analytics::Error::Platform(platform) = error {
-            return platform.into();
+/// `From<module::Error> for ApiError` for each module crate: platform errors
+/// keep their own mapping, the rest become problems by their catalogue code.
+macro_rules! module_errors {
+    ($($module:ident),+) => {$(
+        impl From<$module::Error> for ApiError {
+            fn from(error: $module::Error) -> Self {
+                if let $module::Error::Platform(platform) = error {
+                    return platform.into();
+                }
+                module_error(
+                    &error,
+                    error.code(),
+                    error.is_internal(),
+                    error.retry_after_secs(),
+                )
+            }
         }
-        module_error(
-            &error,
-            error.code(),
-            error.is_internal(),
-            error.retry_after_secs(),
-        )
-    }
+    )+};
 }
 
-impl From<atoll_switches::Error> for ApiError {
-    fn from(error: atoll_switches::Error) -> Self {
-        if let atoll_switches::Error::Platform(platform) = error {
-            return platform.into();
-        }
-        module_error(
-            &error,
-            error.code(),
-            error.is_internal(),
-            error.retry_after_secs(),
-        )
-    }
-}
+module_errors!(atoll_analytics, atoll_switches, atoll_delivery, atoll_lists);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -3,6 +3,7 @@
 
 mod analytics;
 mod cli;
+mod delivery;
 mod device;
 mod durability;
 mod limits;

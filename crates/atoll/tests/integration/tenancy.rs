@@ -33,6 +33,8 @@ impl TenantA {
             ("dimension", &"app_version".to_owned()),
             ("key", &"checkout".to_owned()),
             ("version", &"1".to_owned()),
+            ("id", &"rel_missing".to_owned()),
+            ("name", &"testers".to_owned()),
         ] {
             filled = filled.replace(&format!("{{{name}}}"), value);
         }
@@ -107,6 +109,29 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("post", "/api/v1/workspaces/{workspace}/apps/{app}/switches/evaluate") => {
             json!({"device_id": "some-device"})
         }
+        ("put", "/api/v1/workspaces/{workspace}/apps/{app}/lists/{name}") => {
+            json!({"kind": "user", "ids": ["u1", "u2"]})
+        }
+        ("delete", "/api/v1/workspaces/{workspace}/apps/{app}/lists/{name}") => return None,
+        // The body is the package file; the query says what it is.
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/packages") => json!("not a package"),
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/releases") => {
+            json!({"package_id": "pkg_missing"})
+        }
+        ("patch", "/api/v1/workspaces/{workspace}/apps/{app}/releases/{id}") => {
+            json!({"notes": "changed"})
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/releases/{id}/promote") => {
+            json!({"stage": "official"})
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/releases/{id}/audience") => {
+            json!({"device_ids": ["d-1", "d-2"]})
+        }
+        ("post", path)
+            if path.starts_with("/api/v1/workspaces/{workspace}/apps/{app}/releases/{id}/") =>
+        {
+            return None
+        }
         (method, path) => panic!("no example body for {method} {path}: add one to the matrix"),
     };
     Some(body)
@@ -143,6 +168,10 @@ const READ_ONLY_POSTS: &[(&str, &str)] = &[
     (
         "/api/v1/workspaces/{workspace}/apps/{app}/switches/evaluate",
         "evaluates the set in force for a sample device; stores nothing",
+    ),
+    (
+        "/api/v1/workspaces/{workspace}/apps/{app}/releases/{id}/audience",
+        "previews which sample devices a release selects; stores nothing",
     ),
 ];
 
