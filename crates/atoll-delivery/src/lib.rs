@@ -729,109 +729,31 @@ impl DeliveryService {
         .await
     }
 
-    /// Stops offering a release for now.
-    pub async fn pause(
+    /// Pauses, resumes, ends or rolls back a release.
+    pub async fn act(
         &self,
         principal: &Principal,
         slug: &str,
         app_key: &str,
         id: &str,
+        action: ReleaseAction,
     ) -> Result<Release> {
-        self.set_status(
-            principal,
-            slug,
-            app_key,
-            id,
-            "release.pause",
-            &[ReleaseStatus::Active],
-            ReleaseStatus::Paused,
-        )
-        .await
-    }
-
-    /// Offers a paused release again, at its stage.
-    pub async fn resume(
-        &self,
-        principal: &Principal,
-        slug: &str,
-        app_key: &str,
-        id: &str,
-    ) -> Result<Release> {
-        self.set_status(
-            principal,
-            slug,
-            app_key,
-            id,
-            "release.resume",
-            &[ReleaseStatus::Paused],
-            ReleaseStatus::Active,
-        )
-        .await
-    }
-
-    /// Finishes a release: devices keep what they installed.
-    pub async fn end(
-        &self,
-        principal: &Principal,
-        slug: &str,
-        app_key: &str,
-        id: &str,
-    ) -> Result<Release> {
-        self.set_status(
-            principal,
-            slug,
-            app_key,
-            id,
-            "release.end",
-            &[ReleaseStatus::Active, ReleaseStatus::Paused],
-            ReleaseStatus::Ended,
-        )
-        .await
-    }
-
-    /// Withdraws a release: devices that installed it are sent back.
-    pub async fn rollback(
-        &self,
-        principal: &Principal,
-        slug: &str,
-        app_key: &str,
-        id: &str,
-    ) -> Result<Release> {
-        self.set_status(
-            principal,
-            slug,
-            app_key,
-            id,
-            "release.rollback",
-            &[
-                ReleaseStatus::Active,
-                ReleaseStatus::Paused,
-                ReleaseStatus::Ended,
-            ],
-            ReleaseStatus::RolledBack,
-        )
-        .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn set_status(
-        &self,
-        principal: &Principal,
-        slug: &str,
-        app_key: &str,
-        id: &str,
-        action: &str,
-        from: &[ReleaseStatus],
-        to: ReleaseStatus,
-    ) -> Result<Release> {
-        self.change(principal, slug, app_key, id, action, |release| {
+        use ReleaseStatus::*;
+        let (from, to): (&[ReleaseStatus], ReleaseStatus) = match action {
+            ReleaseAction::Pause => (&[Active], Paused),
+            ReleaseAction::Resume => (&[Paused], Active),
+            ReleaseAction::End => (&[Active, Paused], Ended),
+            ReleaseAction::Rollback => (&[Active, Paused, Ended], RolledBack),
+        };
+        let audit = format!("release.{action}");
+        self.change(principal, slug, app_key, id, &audit, |release| {
             if !from.contains(&release.status) {
                 return Err(Error::Conflict(format!(
                     "the release is {}; it cannot become {to}",
                     release.status
                 )));
             }
-            if release.stage == ReleaseStage::Draft && to != ReleaseStatus::Ended {
+            if release.stage == ReleaseStage::Draft && to != Ended {
                 return Err(Error::Conflict(
                     "the release is a draft: promote it first, or end it".into(),
                 ));

@@ -107,6 +107,20 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// A change of a release's status.
+    ReleaseAction {
+        /// Stop offering it for now (active → paused).
+        Pause = "pause",
+        /// Offer it again at its stage (paused → active).
+        Resume = "resume",
+        /// Finish it; devices keep what they installed (→ ended).
+        End = "end",
+        /// Withdraw it; devices that installed it are sent back (→ rolled_back).
+        Rollback = "rollback",
+    }
+}
+
+wire_enum! {
     /// What a device should do with a resource.
     UpdateAction {
         /// Install this newer version.

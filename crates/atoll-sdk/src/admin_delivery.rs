@@ -145,15 +145,15 @@ impl AdminClient {
         self.call(Method::POST, &path, Some(request)).await
     }
 
-    /// Runs a lifecycle action: `pause`, `resume`, `end` or `rollback`.
+    /// Pauses, resumes, ends or rolls back a release.
     pub async fn release_action(
         &self,
         workspace: &str,
         app_key: &str,
         id: &str,
-        action: &str,
+        action: ReleaseAction,
     ) -> Result<Release> {
-        let rest = format!("/releases/{}/{}", segment(id), segment(action));
+        let rest = format!("/releases/{}/{action}", segment(id));
         let path = Self::app_path(workspace, app_key, &rest);
         self.call::<(), _>(Method::POST, &path, None).await
     }

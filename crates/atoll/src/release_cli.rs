@@ -322,10 +322,14 @@ pub async fn run(command: ReleaseCommand) -> anyhow::Result<()> {
                 .await?;
             show_release(app.client.json, &release)
         }
-        ReleaseCommand::Pause { release, app } => action(app, &release, "pause").await,
-        ReleaseCommand::Resume { release, app } => action(app, &release, "resume").await,
-        ReleaseCommand::End { release, app } => action(app, &release, "end").await,
-        ReleaseCommand::Rollback { release, app } => action(app, &release, "rollback").await,
+        ReleaseCommand::Pause { release, app } => action(app, &release, ReleaseAction::Pause).await,
+        ReleaseCommand::Resume { release, app } => {
+            action(app, &release, ReleaseAction::Resume).await
+        }
+        ReleaseCommand::End { release, app } => action(app, &release, ReleaseAction::End).await,
+        ReleaseCommand::Rollback { release, app } => {
+            action(app, &release, ReleaseAction::Rollback).await
+        }
         ReleaseCommand::List { app } => {
             let (client, slug) = app.connect().await?;
             let releases = client.releases(&slug, &app.app).await?;
@@ -408,7 +412,7 @@ pub async fn run(command: ReleaseCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn action(app: AppArgs, release: &str, action: &str) -> anyhow::Result<()> {
+async fn action(app: AppArgs, release: &str, action: ReleaseAction) -> anyhow::Result<()> {
     let (client, slug) = app.connect().await?;
     let release = client
         .release_action(&slug, &app.app, release, action)

@@ -428,13 +428,11 @@ pub async fn action(
     let release = fields.get("release");
     let principal = authed.principal();
     let delivery = &state.delivery;
-    let outcome = match fields.get("action") {
-        "pause" => delivery.pause(&principal, &ws, &app, release).await,
-        "resume" => delivery.resume(&principal, &ws, &app, release).await,
-        "end" => delivery.end(&principal, &ws, &app, release).await,
-        "rollback" => delivery.rollback(&principal, &ws, &app, release).await,
-        other => Err(atoll_delivery::Error::Invalid(format!(
-            "unknown action '{other}'"
+    let outcome = match ReleaseAction::parse(fields.get("action")) {
+        Some(action) => delivery.act(&principal, &ws, &app, release, action).await,
+        None => Err(atoll_delivery::Error::Invalid(format!(
+            "unknown action '{}'",
+            fields.get("action")
         ))),
     }
     .map_err(platform_error)

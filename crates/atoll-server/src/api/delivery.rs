@@ -227,7 +227,7 @@ pub(crate) async fn promote_release(
 
 /// The lifecycle actions without a body: pause, resume, end, rollback.
 macro_rules! lifecycle_route {
-    ($name:ident, $method:ident, $path:literal, $doc:literal) => {
+    ($name:ident, $action:ident, $path:literal, $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "delivery",
             security(("bearer" = [])),
@@ -239,7 +239,10 @@ macro_rules! lifecycle_route {
             Path((workspace, app, id)): ItemPath,
         ) -> ApiResult<Json<Release>> {
             Ok(Json(
-                state.delivery.$method(&principal, &workspace, &app, &id).await?,
+                state
+                    .delivery
+                    .act(&principal, &workspace, &app, &id, ReleaseAction::$action)
+                    .await?,
             ))
         }
     };
@@ -247,25 +250,25 @@ macro_rules! lifecycle_route {
 
 lifecycle_route!(
     pause_release,
-    pause,
+    Pause,
     "/api/v1/workspaces/{workspace}/apps/{app}/releases/{id}/pause",
     "Stops offering a release for now."
 );
 lifecycle_route!(
     resume_release,
-    resume,
+    Resume,
     "/api/v1/workspaces/{workspace}/apps/{app}/releases/{id}/resume",
     "Offers a paused release again."
 );
 lifecycle_route!(
     end_release,
-    end,
+    End,
     "/api/v1/workspaces/{workspace}/apps/{app}/releases/{id}/end",
     "Finishes a release; devices keep what they installed."
 );
 lifecycle_route!(
     rollback_release,
-    rollback,
+    Rollback,
     "/api/v1/workspaces/{workspace}/apps/{app}/releases/{id}/rollback",
     "Withdraws a release; devices that installed it are sent back."
 );

@@ -309,7 +309,7 @@ async fn whitelists_version_ranges_forced_upgrades_and_rollback_behave() {
 
     // Pause stops offers; resume restores them.
     admin
-        .release_action(WS, &app, &upgrade.id, "pause")
+        .release_action(WS, &app, &upgrade.id, ReleaseAction::Pause)
         .await
         .unwrap();
     assert!(check(&other, &UpdateCheck::default())
@@ -317,7 +317,7 @@ async fn whitelists_version_ranges_forced_upgrades_and_rollback_behave() {
         .updates
         .is_empty());
     admin
-        .release_action(WS, &app, &upgrade.id, "resume")
+        .release_action(WS, &app, &upgrade.id, ReleaseAction::Resume)
         .await
         .unwrap();
     assert!(app_update(&check(&other, &UpdateCheck::default()).await).is_some());
@@ -439,7 +439,7 @@ async fn whitelists_version_ranges_forced_upgrades_and_rollback_behave() {
         .find(|r| r.package.id == v2.id)
         .unwrap();
     admin
-        .release_action(WS, &app, &v2_release.id, "rollback")
+        .release_action(WS, &app, &v2_release.id, ReleaseAction::Rollback)
         .await
         .unwrap();
     let back = h5_update(&check(&newer, &installed("2.0")).await).expect("sent back");
@@ -473,7 +473,7 @@ async fn whitelists_version_ranges_forced_upgrades_and_rollback_behave() {
         "{fresh:?}"
     );
     admin
-        .release_action(WS, &app, &hot.id, "rollback")
+        .release_action(WS, &app, &hot.id, ReleaseAction::Rollback)
         .await
         .unwrap();
     let removed = check(
