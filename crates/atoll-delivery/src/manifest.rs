@@ -229,4 +229,26 @@ pub(crate) mod tests {
         };
         assert!(validate(&elsewhere).is_err());
     }
+
+    proptest::proptest! {
+        /// Hostile uploads: any bytes, and a valid package with bytes changed
+        /// anywhere, are read or refused, never a panic; what is accepted validates.
+        #[test]
+        fn hostile_packages_are_refused_not_crashed(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            flips in proptest::collection::vec((0usize..2000, proptest::prelude::any::<u8>()), 1..6),
+        ) {
+            if let Ok(manifest) = read_web_manifest(&noise) {
+                proptest::prop_assert!(validate(&manifest).is_ok());
+            }
+            let mut zip = h5_zip("20000001", "1.0.0");
+            for (at, byte) in flips {
+                let len = zip.len();
+                zip[at % len] = byte;
+            }
+            if let Ok(manifest) = read_web_manifest(&zip) {
+                proptest::prop_assert!(validate(&manifest).is_ok());
+            }
+        }
+    }
 }
