@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod bucketing;
+pub mod cache;
 pub mod clock;
 pub mod ids;
 pub mod rules;

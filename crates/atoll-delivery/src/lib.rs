@@ -31,6 +31,7 @@ mod upload;
 pub use upload::SpooledUpload;
 
 use atoll_core::access::Requirement;
+use atoll_core::cache::StampedCache;
 use atoll_core::clock::Clock;
 use atoll_core::rules::{DeviceAttributes, DeviceContext, Env, NoSegments};
 use atoll_lists::ListService;
@@ -143,13 +144,8 @@ pub struct UploadedFile<'a> {
     pub size: u64,
 }
 
+/// Count and newest change of an app's releases, and its ready patches.
 type Stamp = (i64, i64, i64);
-
-struct CachedSnapshot {
-    checked_at: Instant,
-    stamp: Stamp,
-    snapshot: Arc<Snapshot>,
-}
 
 /// The delivery service.
 pub struct DeliveryService {
@@ -158,7 +154,7 @@ pub struct DeliveryService {
     lists: Arc<ListService>,
     clock: Arc<dyn Clock>,
     config: DeliveryConfig,
-    snapshots: Mutex<HashMap<String, CachedSnapshot>>,
+    snapshots: StampedCache<Stamp, Snapshot>,
     downloads: Mutex<HashMap<(String, String), Instant>>,
     counters: Arc<stats::Counters>,
     worker: deltas::DeltaWorker,
@@ -205,7 +201,7 @@ impl DeliveryService {
             lists,
             clock,
             config,
-            snapshots: Mutex::new(HashMap::new()),
+            snapshots: StampedCache::new(SNAPSHOT_TTL, MAX_SNAPSHOTS),
             downloads: Mutex::new(HashMap::new()),
             counters: Arc::new(stats::Counters::default()),
             worker,
@@ -649,7 +645,7 @@ impl DeliveryService {
                 json!({ "package": release.package.id, "version": release.package.version }),
             )
             .await?;
-        self.snapshots.lock().remove(&access.app_id);
+        self.snapshots.remove(&access.app_id);
         Ok(release)
     }
 
@@ -803,7 +799,7 @@ impl DeliveryService {
                 }),
             )
             .await?;
-        self.snapshots.lock().remove(&access.app_id);
+        self.snapshots.remove(&access.app_id);
         Ok(release)
     }
 
@@ -932,42 +928,18 @@ impl DeliveryService {
     }
 
     async fn snapshot(&self, app_id: &str, app_key: &str) -> Result<Arc<Snapshot>> {
-        let cached = self.snapshots.lock().get(app_id).map(|cached| {
-            (
-                cached.checked_at.elapsed() < SNAPSHOT_TTL,
-                cached.stamp,
-                cached.snapshot.clone(),
-            )
-        });
-        if let Some((true, _, snapshot)) = cached {
-            return Ok(snapshot);
-        }
         let store = self.platform.store();
-        let stamp = storage::stamp(store, app_id).await?;
-        let snapshot = match cached {
-            Some((_, cached_stamp, snapshot)) if cached_stamp == stamp => snapshot,
-            _ => {
-                let releases = storage::live_releases(store, app_id, MAX_LIVE_RELEASES).await?;
-                let patches = storage::patches(store, app_id).await?;
-                Arc::new(Snapshot::compile(releases, &patches, app_key)?)
-            }
-        };
-        let mut snapshots = self.snapshots.lock();
-        if snapshots.len() >= MAX_SNAPSHOTS {
-            snapshots.retain(|_, cached| cached.checked_at.elapsed() < SNAPSHOT_TTL);
-            if snapshots.len() >= MAX_SNAPSHOTS {
-                snapshots.clear();
-            }
-        }
-        snapshots.insert(
-            app_id.to_owned(),
-            CachedSnapshot {
-                checked_at: Instant::now(),
-                stamp,
-                snapshot: snapshot.clone(),
-            },
-        );
-        Ok(snapshot)
+        self.snapshots
+            .get(
+                app_id,
+                || storage::stamp(store, app_id),
+                |_| async move {
+                    let releases = storage::live_releases(store, app_id, MAX_LIVE_RELEASES).await?;
+                    let patches = storage::patches(store, app_id).await?;
+                    Snapshot::compile(releases, &patches, app_key)
+                },
+            )
+            .await
     }
 }
 

@@ -11,16 +11,15 @@
 #![warn(missing_docs)]
 
 use atoll_core::access::Requirement;
+use atoll_core::cache::StampedCache;
 use atoll_core::clock::Clock;
 use atoll_core::rules::MemoryLists;
 use atoll_platform::{PlatformService, Principal};
 use atoll_protocol::delivery::{limits, ListKind, PutList, TargetList};
-use parking_lot::Mutex;
 use serde_json::json;
 use sqlx::Row;
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long an app's cached lists are used before their stamp is checked again.
 pub const CACHE_TTL: Duration = Duration::from_secs(2);
@@ -56,17 +55,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Count and newest change of an app's lists: when it differs, reload.
 type Stamp = (i64, i64);
 
-struct Cached {
-    checked_at: Instant,
-    stamp: Stamp,
-    lists: Arc<MemoryLists>,
-}
-
 /// Lists: admin operations and the per-app cache rules read.
 pub struct ListService {
     platform: PlatformService,
     clock: Arc<dyn Clock>,
-    cache: Mutex<HashMap<String, Cached>>,
+    cache: StampedCache<Stamp, MemoryLists>,
 }
 
 impl std::fmt::Debug for ListService {
@@ -91,7 +84,7 @@ impl ListService {
         ListService {
             platform,
             clock,
-            cache: Mutex::new(HashMap::new()),
+            cache: StampedCache::new(CACHE_TTL, MAX_CACHED_APPS),
         }
     }
 
@@ -199,7 +192,7 @@ impl ListService {
                 json!({ "kind": request.kind.as_str(), "count": ids.len() }),
             )
             .await?;
-        self.cache.lock().remove(&access.app_id);
+        self.cache.remove(&access.app_id);
         Ok(TargetList {
             name: name.to_owned(),
             kind: request.kind,
@@ -239,45 +232,17 @@ impl ListService {
                 json!({}),
             )
             .await?;
-        self.cache.lock().remove(&access.app_id);
+        self.cache.remove(&access.app_id);
         Ok(())
     }
 
     /// The app's lists in memory, for rule evaluation: cached, reloaded when
     /// they changed.
     pub async fn lists_of(&self, app_id: &str) -> Result<Arc<MemoryLists>> {
-        let cached = self.cache.lock().get(app_id).map(|cached| {
-            (
-                cached.checked_at.elapsed() < CACHE_TTL,
-                cached.stamp,
-                cached.lists.clone(),
-            )
-        });
-        if let Some((true, _, lists)) = cached {
-            return Ok(lists);
-        }
         let store = self.platform.store();
-        let stamp = stamp(store, app_id).await?;
-        let lists = match cached {
-            Some((_, cached_stamp, lists)) if cached_stamp == stamp => lists,
-            _ => Arc::new(load(store, app_id).await?),
-        };
-        let mut cache = self.cache.lock();
-        if cache.len() >= MAX_CACHED_APPS {
-            cache.retain(|_, cached| cached.checked_at.elapsed() < CACHE_TTL);
-            if cache.len() >= MAX_CACHED_APPS {
-                cache.clear();
-            }
-        }
-        cache.insert(
-            app_id.to_owned(),
-            Cached {
-                checked_at: Instant::now(),
-                stamp,
-                lists: lists.clone(),
-            },
-        );
-        Ok(lists)
+        self.cache
+            .get(app_id, || stamp(store, app_id), |_| load(store, app_id))
+            .await
     }
 }
 

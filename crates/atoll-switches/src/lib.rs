@@ -25,17 +25,16 @@ mod storage;
 pub mod targeting;
 
 use atoll_core::access::Requirement;
+use atoll_core::cache::StampedCache;
 use atoll_core::clock::Clock;
 use atoll_core::rules::{Env, NoSegments};
 use atoll_lists::ListService;
 use atoll_platform::{DeviceCaller, PlatformService, Principal};
 use atoll_protocol::switches::*;
 use evaluate::CompiledSet;
-use parking_lot::Mutex;
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What can go wrong with switches.
 #[derive(Debug, thiserror::Error)]
@@ -94,17 +93,12 @@ const MAX_SNAPSHOTS: usize = 10_000;
 /// History entries per page at most.
 const MAX_HISTORY_PAGE: u32 = 100;
 
-struct Snapshot {
-    checked_at: Instant,
-    set: Arc<CompiledSet>,
-}
-
 /// The switches service.
 pub struct SwitchService {
     platform: PlatformService,
     lists: Arc<ListService>,
     clock: Arc<dyn Clock>,
-    snapshots: Mutex<HashMap<String, Snapshot>>,
+    snapshots: StampedCache<u64, CompiledSet>,
 }
 
 impl std::fmt::Debug for SwitchService {
@@ -124,7 +118,7 @@ impl SwitchService {
             platform,
             lists,
             clock,
-            snapshots: Mutex::new(HashMap::new()),
+            snapshots: StampedCache::new(SNAPSHOT_TTL, MAX_SNAPSHOTS),
         }
     }
 
@@ -374,7 +368,7 @@ impl SwitchService {
                 }),
             )
             .await?;
-        self.snapshots.lock().remove(&access.app_id);
+        self.snapshots.remove(&access.app_id);
         Ok(set)
     }
 
@@ -414,37 +408,16 @@ impl SwitchService {
     /// The app's compiled set: the cached one while fresh or still current,
     /// else compiled from the store.
     async fn snapshot(&self, app_id: &str) -> Result<Arc<CompiledSet>> {
-        let cached = self.snapshots.lock().get(app_id).map(|snapshot| {
-            (
-                snapshot.checked_at.elapsed() < SNAPSHOT_TTL,
-                snapshot.set.clone(),
-            )
-        });
         let store = self.platform.store();
-        let set = match cached {
-            Some((true, set)) => return Ok(set),
-            Some((false, set)) if storage::current_version(store, app_id).await? == set.version => {
-                set
-            }
-            _ => {
-                let current = storage::current(store, app_id).await?;
-                Arc::new(CompiledSet::compile(current.version, &current.switches)?)
-            }
-        };
-        let mut snapshots = self.snapshots.lock();
-        if snapshots.len() >= MAX_SNAPSHOTS {
-            snapshots.retain(|_, snapshot| snapshot.checked_at.elapsed() < SNAPSHOT_TTL);
-            if snapshots.len() >= MAX_SNAPSHOTS {
-                snapshots.clear();
-            }
-        }
-        snapshots.insert(
-            app_id.to_owned(),
-            Snapshot {
-                checked_at: Instant::now(),
-                set: set.clone(),
-            },
-        );
-        Ok(set)
+        self.snapshots
+            .get(
+                app_id,
+                || storage::current_version(store, app_id),
+                |_| async move {
+                    let current = storage::current(store, app_id).await?;
+                    CompiledSet::compile(current.version, &current.switches)
+                },
+            )
+            .await
     }
 }
