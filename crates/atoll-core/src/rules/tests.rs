@@ -80,14 +80,13 @@ fn reference(rule: &Rule, attributes: &DeviceAttributes, salt: &str, fixture: &F
                     let Ok(version) = Version::parse(device.trim()) else {
                         return *op == CmpOp::Ne;
                     };
-                    let pattern = VersionPattern::parse(value).unwrap();
                     return match op {
-                        CmpOp::Eq => pattern.matches(&version),
-                        CmpOp::Ne => !pattern.matches(&version),
+                        CmpOp::Eq => VersionPattern::parse(value).unwrap().matches(&version),
+                        CmpOp::Ne => !VersionPattern::parse(value).unwrap().matches(&version),
                         _ => {
-                            let VersionPattern::Exact(bound) = pattern else {
-                                unreachable!()
-                            };
+                            // An ordering takes an exact version, whose last
+                            // pre-release part may be `x` (`1.0-beta.x`).
+                            let bound = Version::parse(value).unwrap();
                             let order = version.compare(&bound);
                             match op {
                                 CmpOp::Lt => order == Ordering::Less,
@@ -362,7 +361,9 @@ fn id_value() -> impl Strategy<Value = String> {
 fn version_value() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => pick(&VERSIONS),
-        1 => "v?[0-9]{1,3}(\\.[0-9]{1,3}){0,3}(-[a-z0-9]{1,4}(\\.[a-z0-9]{1,3})?)?(\\+[a-z0-9]{1,3})?",
+        // A pre-release part never starts with `x`: in a range `1.0-b.x` reads
+        // as a wildcard, which only `=` and `!=` take.
+        1 => "v?[0-9]{1,3}(\\.[0-9]{1,3}){0,3}(-[a-wyz0-9][a-z0-9]{0,3}(\\.[a-wyz0-9][a-z0-9]{0,2})?)?(\\+[a-z0-9]{1,3})?",
     ]
 }
 
