@@ -103,6 +103,38 @@ error_codes! {
     AttributeTypeMismatch = ("attribute_type_mismatch", 422, "Attribute type mismatch"),
     /// A target rule does not parse or is not valid; the detail says where and why.
     InvalidRule = ("invalid_rule", 422, "Invalid target rule"),
+    /// No API of the app has this operation type (mPaaS result 3000).
+    UnknownOperation = ("unknown_operation", 404, "Unknown operation type"),
+    /// The API exists but is disabled (mPaaS result 3000).
+    ApiDisabled = ("api_disabled", 403, "API disabled"),
+    /// The API requires an encrypted body and the request was not an envelope.
+    EncryptionRequired = ("encryption_required", 400, "Encryption required"),
+    /// The envelope's bytes are not an envelope of a known version.
+    EnvelopeMalformed = ("envelope_malformed", 400, "Malformed envelope"),
+    /// The envelope is sealed to a key this server does not hold.
+    EnvelopeUnknownKey = ("envelope_unknown_key", 400, "Unknown envelope key"),
+    /// The envelope is sealed to a rotated key whose overlap has ended: fetch the current key.
+    EnvelopeKeyExpired = ("envelope_key_expired", 400, "Envelope key expired"),
+    /// The envelope names a suite this server does not support.
+    EnvelopeUnsupportedSuite = ("envelope_unsupported_suite", 400, "Unsupported envelope suite"),
+    /// The envelope did not open: altered bytes, wrong key or wrong context (mPaaS result 3003).
+    EnvelopeDecryptFailed = ("envelope_decrypt_failed", 400, "Envelope could not be decrypted"),
+    /// The authorizer refused the caller (mPaaS result 1005).
+    AuthorizerDenied = ("authorizer_denied", 401, "Not authorized"),
+    /// The authorizer could not be asked or gave no principal.
+    AuthorizerFailed = ("authorizer_failed", 502, "Authorizer failed"),
+    /// The backend did not answer within the API's timeout (mPaaS result 4001).
+    BackendTimeout = ("backend_timeout", 504, "Backend timeout"),
+    /// The backend could not be reached.
+    BackendUnavailable = ("backend_unavailable", 502, "Backend unavailable"),
+    /// The backend answered with a server error, or an answer over the size limit.
+    BackendError = ("backend_error", 502, "Backend error"),
+    /// The group's circuit breaker is open after repeated failures; see `Retry-After`.
+    CircuitOpen = ("circuit_open", 503, "Circuit open"),
+    /// A backend URL or address is not on the server's backend allow-list.
+    BackendNotAllowed = ("backend_not_allowed", 422, "Backend not allowed"),
+    /// An API's mock cannot produce an answer (mPaaS result 1001).
+    MockInvalid = ("mock_invalid", 500, "Invalid mock"),
 }
 
 impl std::fmt::Display for ErrorCode {

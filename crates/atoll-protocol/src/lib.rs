@@ -12,6 +12,8 @@ pub mod delivery;
 pub mod device;
 pub mod error;
 pub mod events;
+pub mod gateway;
+pub mod gateway_signing;
 pub mod signing;
 pub mod switches;
 pub mod time;
