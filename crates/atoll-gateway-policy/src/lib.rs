@@ -20,5 +20,6 @@
 //! - [`latency`]: a lock-free log-linear latency histogram for the per-API p50,
 //!   p95 and p99 shown in the console.
 
+pub mod breaker;
 pub mod limiter;
 pub mod template;
