@@ -22,4 +22,5 @@
 
 pub mod breaker;
 pub mod limiter;
+pub mod response_cache;
 pub mod template;
