@@ -20,6 +20,7 @@
 //! - [`latency`]: a lock-free log-linear latency histogram for the per-API p50,
 //!   p95 and p99 shown in the console.
 
+pub mod backends;
 pub mod breaker;
 pub mod limiter;
 pub mod response_cache;
