@@ -22,6 +22,7 @@
 
 pub mod backends;
 pub mod breaker;
+pub mod latency;
 pub mod limiter;
 pub mod response_cache;
 pub mod template;
