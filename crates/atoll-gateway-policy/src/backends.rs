@@ -93,7 +93,12 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     }
     // 6to4 (RFC 3056): the IPv4 address is bits 16..48.
     if s[0] == 0x2002 {
-        return Some(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
+        return Some(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ));
     }
     None
 }
@@ -115,7 +120,11 @@ pub fn non_public_range(ip: IpAddr) -> Option<&'static str> {
             const RANGES: &[([u8; 4], u32, &str)] = &[
                 ([0, 0, 0, 0], 8, "in 0.0.0.0/8 (this network)"),
                 ([10, 0, 0, 0], 8, "private (RFC 1918)"),
-                ([100, 64, 0, 0], 10, "shared address space (CGNAT, RFC 6598)"),
+                (
+                    [100, 64, 0, 0],
+                    10,
+                    "shared address space (CGNAT, RFC 6598)",
+                ),
                 ([127, 0, 0, 0], 8, "loopback"),
                 ([169, 254, 0, 0], 16, "link-local (incl. cloud metadata)"),
                 ([172, 16, 0, 0], 12, "private (RFC 1918)"),
@@ -144,7 +153,11 @@ pub fn non_public_range(ip: IpAddr) -> Option<&'static str> {
                 (0x0100 << 112, 64, "discard-only (RFC 6666)"),
                 (0x2001_0db8 << 96, 32, "documentation"),
                 (0x3fff << 112, 20, "documentation"),
-                (0x2001 << 112, 23, "reserved for IETF protocols (incl. Teredo)"),
+                (
+                    0x2001 << 112,
+                    23,
+                    "reserved for IETF protocols (incl. Teredo)",
+                ),
                 (0xfc00 << 112, 7, "unique-local (fc00::/7)"),
                 (0xfe80 << 112, 10, "link-local"),
                 (0xfec0 << 112, 10, "site-local (deprecated)"),
@@ -171,7 +184,9 @@ fn parse_host_name(text: &str) -> Option<String> {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
     ok.then_some(name)
 }
@@ -179,8 +194,12 @@ fn parse_host_name(text: &str) -> Option<String> {
 fn parse_rule(entry: &str) -> Result<Rule, &'static str> {
     let entry = entry.trim();
     if let Some((address, len)) = entry.split_once('/') {
-        let ip: IpAddr = address.parse().map_err(|_| "a CIDR is an address/prefix length")?;
-        let len: u8 = len.parse().map_err(|_| "a CIDR prefix length is a number")?;
+        let ip: IpAddr = address
+            .parse()
+            .map_err(|_| "a CIDR is an address/prefix length")?;
+        let len: u8 = len
+            .parse()
+            .map_err(|_| "a CIDR prefix length is a number")?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         if len > max {
             return Err("CIDR prefix length too long");
@@ -194,7 +213,13 @@ fn parse_rule(entry: &str) -> Result<Rule, &'static str> {
         return Ok(Rule::Ip(socket.ip(), Some(socket.port())));
     }
     let (host, port) = match entry.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port.parse::<u16>().map_err(|_| "a port is a number up to 65535")?)),
+        Some((host, port)) => (
+            host,
+            Some(
+                port.parse::<u16>()
+                    .map_err(|_| "a port is a number up to 65535")?,
+            ),
+        ),
         None => (entry, None),
     };
     if let Some(suffix) = host.strip_prefix("*.") {
@@ -294,7 +319,7 @@ impl BackendPolicy {
             None => Err(BackendRefusal::NoHost),
             Some(Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip), port),
             Some(Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip), port),
-            Some(Host::Domain(name)) if name.is_empty() => Err(BackendRefusal::NoHost),
+            Some(Host::Domain("")) => Err(BackendRefusal::NoHost),
             Some(Host::Domain(_)) => Ok(()),
         }
     }
@@ -327,19 +352,56 @@ mod tests {
     #[test]
     fn classifies_addresses() {
         for private in [
-            "127.0.0.1", "10.1.2.3", "172.31.255.255", "192.168.0.1", "169.254.169.254",
-            "100.64.0.1", "100.127.255.255", "0.0.0.0", "0.1.2.3", "224.0.0.1", "255.255.255.255",
-            "240.0.0.1", "192.0.2.1", "198.51.100.7", "203.0.113.9", "198.19.0.1",
-            "::", "::1", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1", "2001:db8::1",
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a00:1",
-            "2002:7f00:1::", "2002:c0a8:101::1", "::127.0.0.1", "fec0::1", "2001::1", "100::1",
-            "4000::1", "3fff::1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.31.255.255",
+            "192.168.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "0.0.0.0",
+            "0.1.2.3",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "198.19.0.1",
+            "::",
+            "::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::",
+            "2002:c0a8:101::1",
+            "::127.0.0.1",
+            "fec0::1",
+            "2001::1",
+            "100::1",
+            "4000::1",
+            "3fff::1",
         ] {
             assert!(non_public_range(ip(private)).is_some(), "{private}");
         }
         for public in [
-            "8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "169.255.0.1", "192.169.0.1",
-            "2606:4700::1111", "2a00:1450::1", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::",
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "169.255.0.1",
+            "192.169.0.1",
+            "2606:4700::1111",
+            "2a00:1450::1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::",
         ] {
             assert_eq!(non_public_range(ip(public)), None, "{public}");
         }
@@ -348,11 +410,30 @@ mod tests {
     #[test]
     fn parses_entries() {
         let p = policy(&[
-            "internal.svc", "api.local:8443", "*.corp.example", "10.0.0.5", "10.0.0.6:9000",
-            "[fd00::1]:443", "192.168.0.0/16", "fd00::/8", "Upper.Example.", "*.x.example:80",
+            "internal.svc",
+            "api.local:8443",
+            "*.corp.example",
+            "10.0.0.5",
+            "10.0.0.6:9000",
+            "[fd00::1]:443",
+            "192.168.0.0/16",
+            "fd00::/8",
+            "Upper.Example.",
+            "*.x.example:80",
         ]);
         assert_eq!(p.rules.len(), 10);
-        for bad in ["", "a b", "10.0.0.0/33", "::/129", "10.0.0.0/x", "host:99999", "host:", "*.", "bad/8", "-"] {
+        for bad in [
+            "",
+            "a b",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/x",
+            "host:99999",
+            "host:",
+            "*.",
+            "bad/8",
+            "-",
+        ] {
             assert!(BackendPolicy::new(&[bad.to_string()]).is_err(), "{bad:?}");
         }
         let err = BackendPolicy::new(&["a b".to_string()]).unwrap_err();
@@ -364,20 +445,40 @@ mod tests {
         let p = policy(&["10.0.0.5", "internal.svc"]);
         assert!(p.check_url(&url("https://api.example.com/v1")).is_ok());
         assert!(p.check_url(&url("http://internal.svc:8080/")).is_ok());
-        assert!(p.check_url(&url("http://localhost/")).is_ok(), "names are checked once resolved");
+        assert!(
+            p.check_url(&url("http://localhost/")).is_ok(),
+            "names are checked once resolved"
+        );
         assert!(p.check_url(&url("http://10.0.0.5:81/")).is_ok());
         assert!(p.check_url(&url("http://8.8.8.8/")).is_ok());
         assert_eq!(
             p.check_url(&url("ftp://example.com/")),
-            Err(BackendRefusal::Scheme { scheme: "ftp".into() })
+            Err(BackendRefusal::Scheme {
+                scheme: "ftp".into()
+            })
         );
-        assert!(matches!(p.check_url(&url("file:///etc/passwd")), Err(BackendRefusal::Scheme { .. })));
-        assert_eq!(p.check_url(&url("http://u:p@example.com/")), Err(BackendRefusal::UserInfo));
-        assert_eq!(p.check_url(&url("http://u@example.com/")), Err(BackendRefusal::UserInfo));
+        assert!(matches!(
+            p.check_url(&url("file:///etc/passwd")),
+            Err(BackendRefusal::Scheme { .. })
+        ));
+        assert_eq!(
+            p.check_url(&url("http://u:p@example.com/")),
+            Err(BackendRefusal::UserInfo)
+        );
+        assert_eq!(
+            p.check_url(&url("http://u@example.com/")),
+            Err(BackendRefusal::UserInfo)
+        );
         for refused in [
-            "http://127.0.0.1/", "http://169.254.169.254/latest/meta-data", "http://[::1]:8080/",
-            "http://[::ffff:127.0.0.1]/", "http://2130706433/", "http://0x7f.1/", "http://10.0.0.6/",
-            "http://0/", "http://[fd00::1]/",
+            "http://127.0.0.1/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]:8080/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://10.0.0.6/",
+            "http://0/",
+            "http://[fd00::1]/",
         ] {
             let err = p.check_url(&url(refused)).unwrap_err();
             assert!(matches!(err, BackendRefusal::NotPublic { .. }), "{refused}");
@@ -391,16 +492,37 @@ mod tests {
 
     #[test]
     fn checks_resolved_addresses() {
-        let p = policy(&["internal.svc", "api.local:8443", "*.corp.example", "10.0.0.6:9000", "192.168.0.0/16", "fd00::/8"]);
-        assert!(p.check_resolved("example.com", 443, ip("93.184.216.34")).is_ok());
+        let p = policy(&[
+            "internal.svc",
+            "api.local:8443",
+            "*.corp.example",
+            "10.0.0.6:9000",
+            "192.168.0.0/16",
+            "fd00::/8",
+        ]);
+        assert!(p
+            .check_resolved("example.com", 443, ip("93.184.216.34"))
+            .is_ok());
         assert!(p.check_resolved("internal.svc", 1, ip("10.9.9.9")).is_ok());
         assert!(p.check_resolved("INTERNAL.svc.", 1, ip("10.9.9.9")).is_ok());
         assert!(p.check_resolved("api.local", 8443, ip("127.0.0.1")).is_ok());
-        assert!(p.check_resolved("api.local", 8444, ip("127.0.0.1")).is_err());
-        assert!(p.check_resolved("a.corp.example", 80, ip("10.1.1.1")).is_ok());
-        assert!(p.check_resolved("b.a.corp.example", 80, ip("10.1.1.1")).is_ok());
-        assert!(p.check_resolved("corp.example", 80, ip("10.1.1.1")).is_err(), "the apex is not a subdomain");
-        assert!(p.check_resolved("evilcorp.example", 80, ip("10.1.1.1")).is_err());
+        assert!(p
+            .check_resolved("api.local", 8444, ip("127.0.0.1"))
+            .is_err());
+        assert!(p
+            .check_resolved("a.corp.example", 80, ip("10.1.1.1"))
+            .is_ok());
+        assert!(p
+            .check_resolved("b.a.corp.example", 80, ip("10.1.1.1"))
+            .is_ok());
+        assert!(
+            p.check_resolved("corp.example", 80, ip("10.1.1.1"))
+                .is_err(),
+            "the apex is not a subdomain"
+        );
+        assert!(p
+            .check_resolved("evilcorp.example", 80, ip("10.1.1.1"))
+            .is_err());
         assert!(p.check_resolved("x", 9000, ip("10.0.0.6")).is_ok());
         assert!(p.check_resolved("x", 9001, ip("10.0.0.6")).is_err());
         assert!(p.check_resolved("x", 1, ip("192.168.44.1")).is_ok());
@@ -408,8 +530,14 @@ mod tests {
         assert!(p.check_resolved("x", 1, ip("fd12::1")).is_ok());
         assert!(p.check_resolved("x", 1, ip("fe80::1")).is_err());
         // DNS rebinding: a public-looking name that resolves to metadata.
-        let err = p.check_resolved("rebind.example.com", 80, ip("169.254.169.254")).unwrap_err();
-        assert!(err.to_string().contains("169.254.169.254 (of rebind.example.com)"), "{err}");
+        let err = p
+            .check_resolved("rebind.example.com", 80, ip("169.254.169.254"))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("169.254.169.254 (of rebind.example.com)"),
+            "{err}"
+        );
     }
 
     fn private_v4() -> impl Strategy<Value = Ipv4Addr> {

@@ -342,7 +342,11 @@ mod tests {
                             probes.fetch_add(1, Ordering::SeqCst);
                             // Hold it, then give it up as if cancelled.
                             std::thread::yield_now();
-                            assert_eq!(probes.fetch_sub(1, Ordering::SeqCst), 1, "two probes at once");
+                            assert_eq!(
+                                probes.fetch_sub(1, Ordering::SeqCst),
+                                1,
+                                "two probes at once"
+                            );
                             drop(admission);
                         }
                     }

@@ -87,7 +87,11 @@ impl LatencyHistogram {
 
     /// Several quantiles from one snapshot (e.g. p50, p95, p99 together).
     pub fn quantiles(&self, qs: &[f64]) -> Vec<Duration> {
-        let counts: Vec<u64> = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
         // The total of this snapshot, not `self.total`, so the ranks fit the counts.
         let total: u64 = counts.iter().sum();
         qs.iter()
@@ -140,7 +144,10 @@ mod tests {
             }
             previous = bucket;
             let mid = value_of(bucket).as_nanos() as f64;
-            assert!((mid - nanos as f64).abs() <= nanos as f64 / 32.0, "{nanos} -> {mid}");
+            assert!(
+                (mid - nanos as f64).abs() <= nanos as f64 / 32.0,
+                "{nanos} -> {mid}"
+            );
         }
         assert_eq!(bucket_of((1 << 36) - 1), BUCKETS - 1);
         assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
@@ -173,7 +180,11 @@ mod tests {
         values.sort_unstable();
         let got = h.quantiles(&[0.5, 0.95, 0.99, 0.999]);
         for (q, got) in [0.5, 0.95, 0.99, 0.999].into_iter().zip(got) {
-            assert!(close(got, exact(&values, q)), "q{q}: {got:?} vs {}", exact(&values, q));
+            assert!(
+                close(got, exact(&values, q)),
+                "q{q}: {got:?} vs {}",
+                exact(&values, q)
+            );
         }
     }
 

@@ -24,5 +24,6 @@ pub mod backends;
 pub mod breaker;
 pub mod latency;
 pub mod limiter;
+pub mod mock;
 pub mod response_cache;
 pub mod template;

@@ -78,7 +78,9 @@ impl Bucket {
     /// When the bucket will be full (then it is the same as a new one).
     fn full_at(&self) -> Instant {
         let wait = self.time_until(self.capacity, self.rate);
-        self.last.checked_add(wait).unwrap_or(self.last + Duration::from_secs(86_400 * 365))
+        self.last
+            .checked_add(wait)
+            .unwrap_or(self.last + Duration::from_secs(86_400 * 365))
     }
 }
 
@@ -222,7 +224,11 @@ fn make_room<K: Hash + Eq>(shard: &mut Shard<K>, cap: usize, now: Instant) -> Op
         .min()
         .unwrap_or(now);
     shard.no_room_until = Some(soonest);
-    Some(soonest.saturating_duration_since(now).max(Duration::from_millis(1)))
+    Some(
+        soonest
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1)),
+    )
 }
 
 #[cfg(test)]
@@ -309,16 +315,23 @@ mod tests {
                 assert!(d.retry_after > Duration::ZERO && d.retry_after <= Duration::from_secs(1));
             }
         }
-        assert_eq!(allowed, SHARDS, "one new key per shard until a bucket is full");
+        assert_eq!(
+            allowed, SHARDS,
+            "one new key per shard until a bucket is full"
+        );
         assert_eq!(limiter.len(), SHARDS);
         // Keys already held keep their exact state: still empty.
-        let held: Vec<u32> = (0..200).filter(|k| limiter.shard(k).lock().buckets.contains_key(k)).collect();
+        let held: Vec<u32> = (0..200)
+            .filter(|k| limiter.shard(k).lock().buckets.contains_key(k))
+            .collect();
         for key in &held {
             assert!(!limiter.check(key, 1, 1, t0 + ms(500)).allowed);
         }
         // Once the buckets are full again they are dropped to make room.
         let later = t0 + Duration::from_secs(1);
-        let fresh = (200..400u32).filter(|k| limiter.check(k, 1, 1, later).allowed).count();
+        let fresh = (200..400u32)
+            .filter(|k| limiter.check(k, 1, 1, later).allowed)
+            .count();
         assert_eq!(fresh, SHARDS);
         assert_eq!(limiter.len(), SHARDS);
         limiter.sweep(later + Duration::from_secs(1));

@@ -73,9 +73,7 @@ fn is_token_char(c: char) -> bool {
 }
 
 fn parse_part(text: &str) -> Result<Part, &'static str> {
-    let path = text
-        .strip_prefix("$.")
-        .ok_or("must start with '$.'")?;
+    let path = text.strip_prefix("$.").ok_or("must start with '$.'")?;
     if let Some(name) = path.strip_prefix("header.") {
         if name.is_empty() || !name.chars().all(is_token_char) {
             return Err("a header name is letters, digits and -_.!#$%&'*+^`|~");
@@ -278,7 +276,11 @@ impl CachedResponse {
         ENTRY_OVERHEAD
             + self.body.len()
             + self.content_type.as_ref().map_or(0, String::len)
-            + self.headers.iter().map(|(n, v)| n.len() + v.len() + 16).sum::<usize>()
+            + self
+                .headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 16)
+                .sum::<usize>()
     }
 }
 
@@ -472,9 +474,29 @@ mod tests {
 
     #[test]
     fn parses_parts() {
-        let s = spec(&["$.id", "$.a.b", "$.items[0]", "$.m[1][2].x", "$.header.Accept-Language", "$.header"]);
+        let s = spec(&[
+            "$.id",
+            "$.a.b",
+            "$.items[0]",
+            "$.m[1][2].x",
+            "$.header.Accept-Language",
+            "$.header",
+        ]);
         assert_eq!(s.headers().collect::<Vec<_>>(), vec!["accept-language"]);
-        for bad in ["id", "$", "$.", "$.a..b", "$.a[", "$.a[x]", "$.a[]", "$.a[0]b", "$.header.", "$.header.a b", "$.a b", "$.[0]"] {
+        for bad in [
+            "id",
+            "$",
+            "$.",
+            "$.a..b",
+            "$.a[",
+            "$.a[x]",
+            "$.a[]",
+            "$.a[0]b",
+            "$.header.",
+            "$.header.a b",
+            "$.a b",
+            "$.[0]",
+        ] {
             let err = CacheKeySpec::parse(&[bad.to_string()]).unwrap_err();
             assert_eq!(err.part, bad);
             assert!(err.to_string().contains(bad));
@@ -487,19 +509,75 @@ mod tests {
     #[test]
     fn keys_tell_requests_apart() {
         let s = spec(&["$.id", "$.items[1]", "$.header.accept-language"]);
-        let headers = |lang: Option<&'static str>| move |name: &str| if name == "accept-language" { lang } else { None };
+        let headers = |lang: Option<&'static str>| {
+            move |name: &str| {
+                if name == "accept-language" {
+                    lang
+                } else {
+                    None
+                }
+            }
+        };
         let key = |app: &str, op: &str, body: Value, lang| s.key(app, op, &body, headers(lang));
-        let base = key("app", "a.b.c", json!({"id": 1, "items": [0, {"x": 1, "y": 2}]}), Some("en"));
+        let base = key(
+            "app",
+            "a.b.c",
+            json!({"id": 1, "items": [0, {"x": 1, "y": 2}]}),
+            Some("en"),
+        );
         // Same values in another order, unused fields differ: same key.
-        assert_eq!(base, key("app", "a.b.c", json!({"other": 5, "items": [9, {"y": 2, "x": 1}], "id": 1}), Some("en")));
+        assert_eq!(
+            base,
+            key(
+                "app",
+                "a.b.c",
+                json!({"other": 5, "items": [9, {"y": 2, "x": 1}], "id": 1}),
+                Some("en")
+            )
+        );
         let different = [
-            key("app2", "a.b.c", json!({"id": 1, "items": [0, {"x": 1, "y": 2}]}), Some("en")),
-            key("app", "a.b.d", json!({"id": 1, "items": [0, {"x": 1, "y": 2}]}), Some("en")),
-            key("app", "a.b.c", json!({"id": "1", "items": [0, {"x": 1, "y": 2}]}), Some("en")),
-            key("app", "a.b.c", json!({"id": 1, "items": [0, {"x": 1}]}), Some("en")),
-            key("app", "a.b.c", json!({"id": 1, "items": [0, {"x": 1, "y": 2}]}), Some("fr")),
-            key("app", "a.b.c", json!({"id": 1, "items": [0, {"x": 1, "y": 2}]}), None),
-            key("app", "a.b.c", json!({"id": 1, "items": [0, {"x": 1, "y": 2}]}), Some("")),
+            key(
+                "app2",
+                "a.b.c",
+                json!({"id": 1, "items": [0, {"x": 1, "y": 2}]}),
+                Some("en"),
+            ),
+            key(
+                "app",
+                "a.b.d",
+                json!({"id": 1, "items": [0, {"x": 1, "y": 2}]}),
+                Some("en"),
+            ),
+            key(
+                "app",
+                "a.b.c",
+                json!({"id": "1", "items": [0, {"x": 1, "y": 2}]}),
+                Some("en"),
+            ),
+            key(
+                "app",
+                "a.b.c",
+                json!({"id": 1, "items": [0, {"x": 1}]}),
+                Some("en"),
+            ),
+            key(
+                "app",
+                "a.b.c",
+                json!({"id": 1, "items": [0, {"x": 1, "y": 2}]}),
+                Some("fr"),
+            ),
+            key(
+                "app",
+                "a.b.c",
+                json!({"id": 1, "items": [0, {"x": 1, "y": 2}]}),
+                None,
+            ),
+            key(
+                "app",
+                "a.b.c",
+                json!({"id": 1, "items": [0, {"x": 1, "y": 2}]}),
+                Some(""),
+            ),
         ];
         for (i, k) in different.iter().enumerate() {
             assert_ne!(&base, k, "case {i}");
@@ -511,7 +589,10 @@ mod tests {
         assert_ne!(k(json!({})), k(json!({"q": null})));
         assert_ne!(k(json!({"q": null})), k(json!({"q": "null"})));
         // Length prefixes keep app and operation apart.
-        assert_ne!(s.key("ab", "c", &json!({}), no_headers), s.key("a", "bc", &json!({}), no_headers));
+        assert_ne!(
+            s.key("ab", "c", &json!({}), no_headers),
+            s.key("a", "bc", &json!({}), no_headers)
+        );
     }
 
     #[test]
@@ -537,13 +618,21 @@ mod tests {
         let k = s.key("a", "o", &json!({"id": 1}), no_headers);
         assert!(cache.get(&k, t0).is_none());
         assert!(cache.insert(k, response("one"), Duration::from_secs(10), t0));
-        assert_eq!(cache.get(&k, t0 + Duration::from_secs(9)).unwrap().body, "one");
+        assert_eq!(
+            cache.get(&k, t0 + Duration::from_secs(9)).unwrap().body,
+            "one"
+        );
         assert!(cache.get(&k, t0 + Duration::from_secs(10)).is_none());
         assert!(cache.is_empty());
         assert_eq!(cache.bytes(), 0);
         assert!(!cache.insert(k, response("x"), Duration::ZERO, t0));
         // Too big: more than an eighth.
-        assert!(!cache.insert(k, response(&"x".repeat(8 * 1024)), Duration::from_secs(1), t0));
+        assert!(!cache.insert(
+            k,
+            response(&"x".repeat(8 * 1024)),
+            Duration::from_secs(1),
+            t0
+        ));
         assert!(cache.is_empty());
     }
 
@@ -563,10 +652,26 @@ mod tests {
         // Use 1 so 2 is the least recently used.
         assert!(cache.get(&key(1), t0).is_some());
         let t1 = t0 + Duration::from_secs(2);
-        assert!(cache.insert(key(8), response(&"x".repeat(100)), Duration::from_secs(100), t1));
-        assert!(cache.get(&key(2), t1).is_some(), "the expired entry went first");
-        assert!(cache.insert(key(9), response(&"x".repeat(100)), Duration::from_secs(100), t1));
-        assert!(cache.get(&key(3), t1).is_none(), "then the least recently used");
+        assert!(cache.insert(
+            key(8),
+            response(&"x".repeat(100)),
+            Duration::from_secs(100),
+            t1
+        ));
+        assert!(
+            cache.get(&key(2), t1).is_some(),
+            "the expired entry went first"
+        );
+        assert!(cache.insert(
+            key(9),
+            response(&"x".repeat(100)),
+            Duration::from_secs(100),
+            t1
+        ));
+        assert!(
+            cache.get(&key(3), t1).is_none(),
+            "then the least recently used"
+        );
         for i in [1, 2, 4, 5, 6, 7, 8, 9] {
             assert!(cache.get(&key(i), t1).is_some(), "{i}");
         }
@@ -580,13 +685,25 @@ mod tests {
         let t0 = Instant::now();
         let ttl = Duration::from_secs(60);
         for i in 0..5 {
-            cache.insert(s.key("a", "o1", &json!({ "id": i }), no_headers), response("1"), ttl, t0);
-            cache.insert(s.key("a", "o2", &json!({ "id": i }), no_headers), response("2"), ttl, t0);
+            cache.insert(
+                s.key("a", "o1", &json!({ "id": i }), no_headers),
+                response("1"),
+                ttl,
+                t0,
+            );
+            cache.insert(
+                s.key("a", "o2", &json!({ "id": i }), no_headers),
+                response("2"),
+                ttl,
+                t0,
+            );
         }
         assert_eq!(cache.invalidate("a", "o1"), 5);
         assert_eq!(cache.invalidate("a", "o1"), 0);
         assert_eq!(cache.len(), 5);
-        assert!(cache.get(&s.key("a", "o2", &json!({"id": 0}), no_headers), t0).is_some());
+        assert!(cache
+            .get(&s.key("a", "o2", &json!({"id": 0}), no_headers), t0)
+            .is_some());
         cache.clear();
         assert!(cache.is_empty());
     }

@@ -103,7 +103,9 @@ impl PathTemplate {
         let mut offset = 0;
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix("${") {
-                let close = after.find('}').ok_or(TemplateError::Unclosed { at: offset })?;
+                let close = after
+                    .find('}')
+                    .ok_or(TemplateError::Unclosed { at: offset })?;
                 let name = &after[..close];
                 if name.is_empty() {
                     return Err(TemplateError::EmptyName { at: offset });
@@ -113,7 +115,9 @@ impl PathTemplate {
                     return Err(TemplateError::EmptyName { at: offset });
                 }
                 if !names.iter().all(|n| is_name(n)) {
-                    return Err(TemplateError::BadName { name: name.to_owned() });
+                    return Err(TemplateError::BadName {
+                        name: name.to_owned(),
+                    });
                 }
                 if !literal.is_empty() {
                     parts.push(Part::Literal(std::mem::take(&mut literal)));
@@ -396,10 +400,20 @@ mod tests {
     fn render_errors_name_the_field() {
         let t = PathTemplate::parse("/o/${order.id}").unwrap();
         let err = t.render(&obj(json!({"order": {}}))).unwrap_err();
-        assert_eq!(err, TemplateError::MissingField { field: "order.id".into() });
+        assert_eq!(
+            err,
+            TemplateError::MissingField {
+                field: "order.id".into()
+            }
+        );
         assert!(err.to_string().contains("order.id"));
         let err = t.render(&obj(json!({"order": 5}))).unwrap_err();
-        assert_eq!(err, TemplateError::MissingField { field: "order.id".into() });
+        assert_eq!(
+            err,
+            TemplateError::MissingField {
+                field: "order.id".into()
+            }
+        );
         for (value, kind) in [
             (json!(null), "null"),
             (json!([1]), "an array"),
@@ -421,7 +435,11 @@ mod tests {
         let t = PathTemplate::parse("/a/${x}/b").unwrap();
         for bad in [".", "..", ""] {
             let err = t.render(&obj(json!({ "x": bad }))).unwrap_err();
-            assert_eq!(err, TemplateError::BadValue { field: "x".into() }, "{bad:?}");
+            assert_eq!(
+                err,
+                TemplateError::BadValue { field: "x".into() },
+                "{bad:?}"
+            );
         }
         // A literal dot next to the value can complete a `..`.
         let t = PathTemplate::parse("/a/.${x}/b").unwrap();
