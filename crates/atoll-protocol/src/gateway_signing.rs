@@ -160,6 +160,44 @@ mod tests {
     }
 
     #[test]
+    fn golden_vectors_match() {
+        let text = include_str!("../../../contracts/gateway-signing.json");
+        let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        let vectors = doc["vectors"].as_array().unwrap();
+        assert!(vectors.len() >= 8);
+        for vector in vectors {
+            let field = |name: &str| vector[name].as_str().unwrap();
+            let parts = ForwardedParts {
+                method: field("method"),
+                path: field("path"),
+                query: field("query"),
+                timestamp: vector["timestamp"].as_i64().unwrap(),
+                request_id: field("request_id"),
+                operation_type: field("operation_type"),
+                app_id: field("app_id"),
+                device_id: field("device_id"),
+                user_id: field("user_id"),
+                principal: field("principal"),
+                body: field("body").as_bytes(),
+            };
+            let name = field("name");
+            assert_eq!(canonical_string(&parts), field("canonical"), "{name}");
+            assert_eq!(sign(field("secret"), &parts), field("signature"), "{name}");
+            assert_eq!(
+                verify(
+                    field("secret"),
+                    &parts,
+                    field("signature"),
+                    parts.timestamp + DEFAULT_WINDOW_SECS,
+                    DEFAULT_WINDOW_SECS
+                ),
+                Ok(()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn verify_checks_window_and_every_part() {
         let signature = sign("s3cret", &parts(b"{}"));
         assert_eq!(

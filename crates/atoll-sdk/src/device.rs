@@ -270,14 +270,37 @@ impl DeviceClient {
         options: &RequestOptions,
     ) -> Result<reqwest::Response> {
         let (encoding, wire_body) = compress(body, options.compression)?;
+        let route = Route {
+            method,
+            path,
+            signed_path: path,
+            query,
+            content_type: "application/json",
+            encoding,
+            headers: &[],
+            gateway: false,
+        };
+        let (response, ()) = self
+            .send_signed(&route, options, |_| Ok((wire_body.clone(), ())))
+            .await?;
+        Ok(response)
+    }
+
+    /// Sends a signed request, retrying per the policy. `seal` makes the body of
+    /// each attempt from the timestamp that attempt is signed with (an encrypted
+    /// body binds it), and returns what the caller needs to read the answer.
+    pub(crate) async fn send_signed<S>(
+        &self,
+        route: &Route<'_>,
+        options: &RequestOptions,
+        mut seal: impl FnMut(i64) -> Result<(Vec<u8>, S)>,
+    ) -> Result<(reqwest::Response, S)> {
         let mut attempt = 0;
         let mut corrected_skew = false;
         loop {
-            let outcome = self
-                .attempt(method, path, query, encoding, &wire_body, options)
-                .await;
+            let outcome = self.attempt(route, options, &mut seal).await;
             let error = match outcome {
-                Ok(response) => return Ok(response),
+                Ok(answer) => return Ok(answer),
                 Err(error) => error,
             };
             // A skewed clock is fixed once from the server's own time, then retried.
@@ -294,7 +317,7 @@ impl DeviceClient {
                     }
                 }
             }
-            if !options.retry {
+            if !options.retry || (route.gateway && !never_forwarded(&error)) {
                 return Err(error);
             }
             match self.config.retry.delay_after(attempt, &error) {
@@ -307,37 +330,36 @@ impl DeviceClient {
         }
     }
 
-    async fn attempt(
+    async fn attempt<S>(
         &self,
-        method: &str,
-        path: &str,
-        query: &str,
-        encoding: Option<&'static str>,
-        wire_body: &[u8],
+        route: &Route<'_>,
         options: &RequestOptions,
-    ) -> Result<reqwest::Response> {
+        seal: &mut impl FnMut(i64) -> Result<(Vec<u8>, S)>,
+    ) -> Result<(reqwest::Response, S)> {
         let timestamp = options
             .timestamp
             .unwrap_or_else(|| now_secs() + self.clock_offset_secs.load(Ordering::Relaxed));
+        let (wire_body, state) = seal(timestamp)?;
         let nonce = options.nonce.clone().unwrap_or_else(random_nonce);
         let parts = SignedParts {
             app_key: &self.config.app_key,
             device_id: &self.device_id,
-            method,
-            path,
-            query,
+            method: route.method,
+            path: route.signed_path,
+            query: route.query,
             timestamp,
             nonce: &nonce,
-            body: wire_body,
+            body: &wire_body,
         };
         let secret = options.secret.as_deref().unwrap_or(&self.config.app_secret);
         let signature = signing::sign(secret, &parts);
+        let (path, query) = (route.path, route.query);
         let url = if query.is_empty() {
             format!("{}{path}", self.config.server_url)
         } else {
             format!("{}{path}?{query}", self.config.server_url)
         };
-        let method = reqwest::Method::from_bytes(method.as_bytes())
+        let method = reqwest::Method::from_bytes(route.method.as_bytes())
             .map_err(|error| Error::Config(error.to_string()))?;
         let mut request = self
             .http
@@ -347,15 +369,24 @@ impl DeviceClient {
             .header(signing::HEADER_TIMESTAMP, timestamp.to_string())
             .header(signing::HEADER_NONCE, nonce)
             .header(signing::HEADER_SIGNATURE, signature)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(wire_body.to_vec());
-        if let Some(encoding) = encoding {
+            .header(reqwest::header::CONTENT_TYPE, route.content_type)
+            .body(wire_body);
+        if let Some(encoding) = route.encoding {
             request = request.header(reqwest::header::CONTENT_ENCODING, encoding);
+        }
+        for (name, value) in route.headers {
+            request = request.header(*name, *value);
         }
         for (name, value) in &options.headers {
             request = request.header(*name, value);
         }
-        check(request.send().await?).await
+        let response = request.send().await?;
+        // A gateway call passes a backend's own error answers through as they are;
+        // only the server's problem documents are errors.
+        if route.gateway && !response.status().is_success() && !is_problem(&response) {
+            return Ok((response, state));
+        }
+        Ok((check(response).await?, state))
     }
 
     /// The server's clock, read from the `Date` header of a cheap request.
@@ -375,7 +406,56 @@ impl DeviceClient {
     }
 }
 
-fn compress(body: &[u8], compression: Compression) -> Result<(Option<&'static str>, Vec<u8>)> {
+/// Where one signed request goes and how it is signed and answered.
+pub(crate) struct Route<'a> {
+    /// HTTP method, upper case.
+    pub(crate) method: &'a str,
+    /// The path the request is sent to.
+    pub(crate) path: &'a str,
+    /// The path the signature covers (the gateway signs another than it sends).
+    pub(crate) signed_path: &'a str,
+    /// Raw query string without `?`, or empty.
+    pub(crate) query: &'a str,
+    /// `Content-Type` of the body.
+    pub(crate) content_type: &'a str,
+    /// `Content-Encoding` of the body, if compressed.
+    pub(crate) encoding: Option<&'static str>,
+    /// Further headers (not signed).
+    pub(crate) headers: &'a [(&'static str, &'a str)],
+    /// A gateway call: non-problem error answers are returned, not errors, and
+    /// only failures that never reached a backend are retried.
+    pub(crate) gateway: bool,
+}
+
+/// Whether an answer is a problem document (`application/problem+json`).
+fn is_problem(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .trim()
+                .to_ascii_lowercase()
+                .starts_with("application/problem+json")
+        })
+}
+
+/// Whether a failed gateway call certainly never reached a backend, so sending
+/// it again cannot do the backend's work twice: the connection was never made,
+/// or the server refused it itself (rate limit, load shedding, open breaker).
+fn never_forwarded(error: &Error) -> bool {
+    match error {
+        Error::Transport(error) => error.is_connect(),
+        Error::Api { status, .. } => matches!(status, 429 | 503),
+        _ => false,
+    }
+}
+
+pub(crate) fn compress(
+    body: &[u8],
+    compression: Compression,
+) -> Result<(Option<&'static str>, Vec<u8>)> {
     let chosen = match compression {
         Compression::Auto if body.len() > 1024 => Compression::Gzip,
         Compression::Auto => Compression::None,

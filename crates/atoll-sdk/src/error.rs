@@ -27,6 +27,9 @@ pub enum Error {
     /// The configuration is unusable.
     #[error("configuration error: {0}")]
     Config(String),
+    /// A gateway payload could not be sealed, or an encrypted answer did not open.
+    #[error("envelope error: {0}")]
+    Envelope(#[from] atoll_envelope::EnvelopeError),
     /// A package, patch or downloaded file failed a check and was not used.
     #[error("{}: {detail}", reason.code())]
     Refused {
@@ -90,7 +93,7 @@ impl Error {
 
     /// A stable code for any error, for the `error` of an install report:
     /// the refusal's code, the server's problem code, or the error's family
-    /// (`network`, `io`, `decode`, `config`).
+    /// (`network`, `io`, `decode`, `config`), or the envelope's code.
     pub fn report_code(&self) -> &'static str {
         match self {
             Error::Refused { reason, .. } => reason.code(),
@@ -102,6 +105,7 @@ impl Error {
             Error::Io(_) => "io",
             Error::Decode(_) => "decode",
             Error::Config(_) => "config",
+            Error::Envelope(error) => error.code(),
         }
     }
 

@@ -13,19 +13,27 @@
 //!   verifies them against the workspace's pinned Ed25519 key.
 //! - [`OfflinePackages`] unpacks verified H5 packages and mini programs and
 //!   maps the web container's URLs to their local files.
+//! - [`DeviceClient::call`] and [`DeviceClient::call_encrypted`] call an app's
+//!   backends through the mobile gateway ([`gateway`]).
 //! - [`AdminClient`] speaks the admin API with a bearer token; the CLI and app
 //!   backends use it.
+//! - [`backend::verify_forwarded`] lets a Rust backend check that a request
+//!   was forwarded by the gateway, and read who made it.
 //!
-//! The SDK depends on `atoll-protocol` only, never on server crates, so the wire
+//! The SDK depends on `atoll-protocol` (and the pure format libraries
+//! `atoll-delta` and `atoll-envelope`), never on server crates, so the wire
 //! types are shared but the server's code is not.
 #![warn(missing_docs)]
 
 mod admin;
 mod admin_analytics;
 mod admin_delivery;
+mod admin_gateway;
 mod admin_switches;
+pub mod backend;
 mod device;
 mod error;
+pub mod gateway;
 pub mod offline;
 mod retry;
 pub mod switches;
@@ -34,9 +42,11 @@ pub mod updates;
 
 pub use admin::AdminClient;
 pub use admin_delivery::ListWithIds;
+pub use atoll_envelope as envelope;
 pub use atoll_protocol as protocol;
 pub use device::{Compression, DeviceClient, DeviceConfig, RequestOptions};
 pub use error::{Error, Refusal, Result};
+pub use gateway::GatewayResponse;
 pub use offline::{OfflineLimits, OfflinePackages};
 pub use retry::RetryPolicy;
 pub use switches::Switches;

@@ -1,7 +1,8 @@
 //! The SDK's dependency rule: it speaks the protocol and never links server code.
 //! Besides `atoll-protocol` it may use `atoll-delta`, the patch format's
-//! library (pure computation, no IO of its own, no server crate below it), so
-//! that the server's diff and the device's apply cannot drift apart.
+//! library, and `atoll-envelope`, the gateway's payload encryption (both pure
+//! computation, no IO of their own, no server crate below them), so that the
+//! server's side and the device's side cannot drift apart.
 
 #[test]
 fn the_sdk_depends_on_no_server_crate() {
@@ -18,7 +19,7 @@ fn the_sdk_depends_on_no_server_crate() {
         let name = line.split(['.', '=', ' ']).next().unwrap_or_default();
         if name.starts_with("atoll") {
             assert!(
-                ["atoll-protocol", "atoll-delta"].contains(&name),
+                ["atoll-protocol", "atoll-delta", "atoll-envelope"].contains(&name),
                 "atoll-sdk must not depend on {name}"
             );
         }
