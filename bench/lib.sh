@@ -3,8 +3,9 @@
 # the server CPU, and running the load generator on the load CPU.
 #
 # The sourcing script sets ROOT, WORK is made here; it may set NGINX_EXTRA
-# (more nginx `location` blocks) before calling start_nginx, and ATOLL_EXTRA_ENV
-# (more NAME=value settings for atoll) before start_atoll.
+# (more nginx `location` blocks) and NGINX_HTTP_EXTRA (more `http` blocks, such
+# as an `upstream`) before calling start_nginx, and ATOLL_EXTRA_ENV (more
+# NAME=value settings for atoll) before start_atoll.
 # Expects: ATOLL LOADGEN NJS_MODULE SERVER_CPU LOAD_CPU DEVICES CONNECTIONS DURATION WARMUP.
 
 # --- everything started here is stopped on exit ----------------------------
@@ -84,7 +85,7 @@ wait_for_quiet() {
 
 # --- servers -----------------------------------------------------------------
 SERVER_PIDS=()
-ATOLL_PID="" ATOLL_URL="" APP_KEY="" APP_SECRET=""
+ATOLL_PID="" ATOLL_URL="" APP_KEY="" APP_SECRET="" ADMIN_PASSWORD=""
 start_atoll() { # data_dir
     local data=$1 out=$WORK/atoll-$RANDOM.out
     mkdir -p "$data"
@@ -109,6 +110,7 @@ start_atoll() { # data_dir
     ATOLL_URL=$(sed -n 's/^listening on //p' "$out")
     APP_KEY=$(sed -n 's/^ *app_key *= *"\(.*\)"$/\1/p' "$out")
     APP_SECRET=$(sed -n 's/^ *app_secret *= *"\(.*\)"$/\1/p' "$out")
+    ADMIN_PASSWORD=$(sed -n 's/^ *Password  *//p' "$out")
     [[ -n $ATOLL_URL && -n $APP_KEY && -n $APP_SECRET ]] || die "could not read atoll's demo output"
     [[ $ATOLL_URL == http://127.0.0.1:* ]] || die "atoll listens on $ATOLL_URL, not 127.0.0.1"
     log "atoll on $ATOLL_URL (pid $ATOLL_PID, data in $data)"
@@ -152,6 +154,7 @@ http {
     client_body_buffer_size 1m;
     js_path "$prefix";
     js_import device_auth from device_auth.js;
+    ${NGINX_HTTP_EXTRA:-}
     server {
         listen 127.0.0.1:$port;
         location = /plain { return 200 '{"ok":true}'; }

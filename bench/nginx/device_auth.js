@@ -1,10 +1,13 @@
-// The nginx + njs peer for bench/device-api.sh: the work Atoll does on the hot
-// path of a signed device request, minus storage (no nonce memory, no rate
-// limit, no JSON parsing, no database). It parses the five x-atoll-* headers,
-// checks their shape and the timestamp window, rebuilds the canonical string of
-// contracts/signing.json (hashing the body with crypto.createHash('sha256')),
-// verifies the HMAC-SHA256 with crypto.createHmac, and answers 200 with a small
-// JSON body. The app key and secret come from nginx variables set in the config.
+// The nginx + njs peers of the benchmarks: the work Atoll does on the hot path
+// of a signed device request, minus storage (no nonce memory, no rate limit, no
+// JSON parsing, no database). `check` parses the five x-atoll-* headers, checks
+// their shape and the timestamp window, rebuilds the canonical string of
+// contracts/signing.json (hashing the body with crypto.createHash('sha256')) and
+// verifies the HMAC-SHA256 with crypto.createHmac. `verify` (bench/device-api.sh,
+// bench/delivery) then answers 200 with a small JSON body; `proxy`
+// (bench/gateway) checks a gateway call, signed over `/gw/v1/<operation-type>`,
+// and forwards it to the `/_upstream` location. The app key and secret come
+// from nginx variables set in the config.
 
 import crypto from 'crypto';
 
@@ -18,7 +21,9 @@ function answer(r, status, body) {
     r.return(status, JSON.stringify(body));
 }
 
-function verify(r) {
+// The refusal of a request, or null when its signature holds over `signedPath`
+// (the request's own path when not given).
+function check(r, signedPath) {
     const headers = r.headersIn;
     const appKey = headers['x-atoll-app-key'];
     const deviceId = headers['x-atoll-device-id'];
@@ -26,24 +31,24 @@ function verify(r) {
     const nonce = headers['x-atoll-nonce'];
     const signature = headers['x-atoll-signature'];
     if (!appKey || !deviceId || !timestampText || !nonce || !signature) {
-        return answer(r, 401, { code: 'missing_signature' });
+        return { code: 'missing_signature' };
     }
     if (!DEVICE_ID.test(deviceId) || !NONCE.test(nonce) || !DIGITS.test(timestampText)) {
-        return answer(r, 401, { code: 'missing_signature' });
+        return { code: 'missing_signature' };
     }
     if (appKey !== r.variables.atoll_app_key) {
-        return answer(r, 401, { code: 'unknown_app' });
+        return { code: 'unknown_app' };
     }
     const timestamp = parseInt(timestampText, 10);
     const now = Math.floor(Date.now() / 1000);
     if (Math.abs(timestamp - now) > WINDOW_SECS) {
-        return answer(r, 401, { code: 'timestamp_skew' });
+        return { code: 'timestamp_skew' };
     }
 
     // The raw path and query as sent (r.uri would be percent-decoded).
     const target = r.variables.request_uri;
     const mark = target.indexOf('?');
-    const path = mark < 0 ? target : target.slice(0, mark);
+    const path = signedPath || (mark < 0 ? target : target.slice(0, mark));
     const query = mark < 0 ? '' : target.slice(mark + 1).split('&')
         .filter((pair) => pair.length > 0).sort().join('&');
     const body = r.requestBuffer || '';
@@ -56,9 +61,33 @@ function verify(r) {
         .update(canonical).digest('hex');
     // A plain comparison: njs 0.7 has no constant-time compare.
     if (expected !== signature.toLowerCase()) {
-        return answer(r, 401, { code: 'invalid_signature' });
+        return { code: 'invalid_signature' };
     }
-    return answer(r, 200, { device_id: deviceId, verified: true, server_time: Date.now() });
+    return null;
 }
 
-export default { verify };
+function verify(r) {
+    const refusal = check(r);
+    if (refusal) {
+        return answer(r, 401, refusal);
+    }
+    return answer(r, 200, {
+        device_id: r.headersIn['x-atoll-device-id'], verified: true, server_time: Date.now(),
+    });
+}
+
+function proxy(r) {
+    const operation = r.headersIn['operation-type'] || '';
+    const refusal = check(r, '/gw/v1/' + operation);
+    if (refusal) {
+        return answer(r, 401, refusal);
+    }
+    r.subrequest('/_upstream', { method: r.method, body: r.requestText })
+        .then((reply) => {
+            r.headersOut['Content-Type'] = 'application/json';
+            r.return(reply.status, reply.responseText);
+        })
+        .catch(() => answer(r, 502, { code: 'backend_unavailable' }));
+}
+
+export default { verify, proxy };

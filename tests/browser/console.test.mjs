@@ -476,6 +476,62 @@ test("a first-time user sets up an app in the console", async (t) => {
       await snap("delivery");
     });
 
+    await t.test("gateway: a test call, the SSRF guard, a group with its secret, an API enabled and edited", async () => {
+      const apps = await fetch(`${base}/api/v1/workspaces/demo/apps`, { headers: { cookie: await sessionCookie() } });
+      const demoApp = (await apps.json()).find((app) => app.name === "Demo Shop");
+      await page.goto(`${base}/w/demo/gateway?app=${demoApp.app_key}`);
+      await page.locator("#apis", { hasText: "com.demo.greeting.get" }).waitFor();
+      await page.locator("#keys-table", { hasText: "sm2-sm4gcm" }).waitFor();
+
+      // The test console sends a real call (here answered by the API's mock).
+      await page.selectOption("#test-form select[name=operation_type]", "com.demo.greeting.get");
+      await page.click("#test-form button[type=submit]");
+      await page.locator("#test-result [data-test-status]", { hasText: "200" }).waitFor();
+      await page.locator("#test-response", { hasText: "Hello from the Atoll gateway" }).waitFor();
+      await page.locator("#apis tr[data-api='com.demo.greeting.get'] [data-requests]", { hasText: /^[1-9]/ }).waitFor();
+
+      // A private address is refused by the SSRF guard; a public one makes a group whose secret is shown once.
+      await page.fill("#group-form input[name=name]", "orders");
+      await page.fill("#group-form input[name=base_url]", "http://169.254.169.254/latest");
+      await page.click("#group-form button[type=submit]");
+      await page.locator(".flash-error", { hasText: "allow-list" }).waitFor();
+      await page.fill("#group-form input[name=name]", "orders");
+      await page.fill("#group-form input[name=base_url]", "https://orders.example.com/api");
+      await page.click("#group-form button[type=submit]");
+      await page.locator("#group-secret", { hasText: "ATOLL_GATEWAY_SECRET=" }).waitFor();
+      await page.locator("#groups-table tr[data-group='orders']").waitFor();
+
+      // A new API starts disabled; enabling it is one click.
+      await page.fill("#api-form input[name=operation_type]", "com.demo.order.cancel");
+      await page.selectOption("#api-form select[name=group]", "orders");
+      await page.selectOption("#api-form select[name=method]", "POST");
+      await page.fill("#api-form input[name=path]", "/orders/${id}/cancel");
+      await page.fill("#api-form input[name=per_device_qps]", "2");
+      await page.click("#api-form button[type=submit]");
+      await page.locator(".flash-success", { hasText: "API created" }).waitFor();
+      const row = page.locator("#apis tr[data-api='com.demo.order.cancel']");
+      await row.locator("[data-enabled]", { hasText: "disabled" }).waitFor();
+      await row.locator("button:has-text('Enable')").click();
+      await page.locator("#apis tr[data-api='com.demo.order.cancel'] [data-enabled]", { hasText: /^enabled$/ }).waitFor();
+
+      // The editor saves the full settings; a bad one is refused and kept for fixing.
+      const editor = page.locator("#api-editor textarea[name=spec]");
+      const spec = JSON.parse(await editor.inputValue());
+      assert.equal(spec.operation_type, "com.demo.order.cancel");
+      spec.timeout_ms = 999999;
+      await editor.fill(JSON.stringify(spec, null, 2));
+      await page.click("#api-editor button[type=submit]");
+      await page.locator(".flash-error", { hasText: "timeout_ms" }).waitFor();
+      assert.match(await page.locator("#api-editor textarea[name=spec]").inputValue(), /999999/);
+      spec.timeout_ms = 1500;
+      spec.description = "Cancels an order";
+      await page.locator("#api-editor textarea[name=spec]").fill(JSON.stringify(spec, null, 2));
+      await page.click("#api-editor button[type=submit]");
+      await page.locator(".flash-success", { hasText: "API saved" }).waitFor();
+      await page.locator("#apis tr[data-api='com.demo.order.cancel']", { hasText: "Cancels an order" }).waitFor();
+      await snap("gateway");
+    });
+
     await t.test("logging out ends the session", async () => {
       const cookie = await sessionCookie();
       await Promise.all([page.waitForURL(`${base}/login`), page.click("form[action='/logout'] button")]);

@@ -138,6 +138,13 @@ struct Args {
     /// `--devices` device ids.
     #[arg(long, conflicts_with_all = ["body_file", "body_size"])]
     event_batch: Option<usize>,
+    /// An extra request header, `name: value` (repeat for more); not signed.
+    #[arg(long = "header")]
+    headers: Vec<String>,
+    /// Sign this path instead of `--path`'s (a gateway call is sent to `/gw/v1`
+    /// and signed as `/gw/v1/<operation type>`).
+    #[arg(long)]
+    signed_path: Option<String>,
 }
 
 /// What every connection task needs.
@@ -148,8 +155,6 @@ struct Plan {
     method: Method,
     /// Path and query as sent.
     target: String,
-    /// Path without the query, as signed.
-    path: String,
     /// Raw query, as signed.
     query: String,
     app_key: HeaderValue,
@@ -165,6 +170,10 @@ struct Plan {
     next_device: AtomicU64,
     next_ticket: AtomicU64,
     event_batch: Option<usize>,
+    /// Extra headers of every request.
+    headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
+    /// The path the load's requests are signed with.
+    signed_path: String,
 }
 
 /// What one connection task measured.
@@ -277,15 +286,19 @@ fn signed_request(plan: &Plan) -> Result<Request<Full<Bytes>>> {
         }
         None => plan.body.clone(),
     };
-    signed(
+    let mut request = signed(
         plan,
         device_id,
         &plan.method,
         &plan.target,
-        &plan.path,
+        &plan.signed_path,
         &plan.query,
         body,
-    )
+    )?;
+    for (name, value) in &plan.headers {
+        request.headers_mut().insert(name.clone(), value.clone());
+    }
+    Ok(request)
 }
 
 /// Signs one request of `device_id` (fresh timestamp and nonce).
@@ -596,13 +609,24 @@ async fn run(args: Args) -> Result<()> {
     };
 
     let body = body_of(&args)?;
+    let mut headers = Vec::new();
+    for header in &args.headers {
+        let (name, value) = header
+            .split_once(':')
+            .with_context(|| format!("--header '{header}': use 'name: value'"))?;
+        headers.push((
+            hyper::header::HeaderName::from_bytes(name.trim().as_bytes())?,
+            HeaderValue::from_str(value.trim())?,
+        ));
+    }
+    // Without --signed-path the path as sent (without the query) is signed.
+    let signed_path = args.signed_path.clone().unwrap_or(path);
     let now = Instant::now();
     let plan = Plan {
         addr,
         authority,
         method,
         target: target.clone(),
-        path,
         query,
         app_key: HeaderValue::from_str(&args.app_key)?,
         app_key_text: args.app_key.clone(),
@@ -617,6 +641,8 @@ async fn run(args: Args) -> Result<()> {
         next_device: AtomicU64::new(0),
         next_ticket: AtomicU64::new(0),
         event_batch: args.event_batch,
+        headers,
+        signed_path,
     };
     let mut plan = if args.event_batch.is_some() {
         let shared = Arc::new(plan);

@@ -30,6 +30,7 @@ pub use auth::{cookie, tokens_match};
 
 use atoll_analytics::AnalyticsService;
 use atoll_delivery::DeliveryService;
+use atoll_gateway::Gateway;
 use atoll_lists::ListService;
 use atoll_platform::PlatformService;
 use atoll_switches::SwitchService;
@@ -50,6 +51,7 @@ pub struct ConsoleState {
     switches: Arc<SwitchService>,
     delivery: Arc<DeliveryService>,
     lists: Arc<ListService>,
+    gateway: Arc<Gateway>,
 }
 
 impl ConsoleState {
@@ -60,6 +62,7 @@ impl ConsoleState {
         switches: Arc<SwitchService>,
         delivery: Arc<DeliveryService>,
         lists: Arc<ListService>,
+        gateway: Arc<Gateway>,
     ) -> ConsoleState {
         ConsoleState {
             platform,
@@ -67,13 +70,16 @@ impl ConsoleState {
             switches,
             delivery,
             lists,
+            gateway,
         }
     }
 }
 
 /// The console's routes, mounted at `/`.
 pub fn router(state: ConsoleState) -> Router {
-    use pages::{analytics, apps, audit, delivery, devices, members, switches, tokens, workspaces};
+    use pages::{
+        analytics, apps, audit, delivery, devices, gateway, members, switches, tokens, workspaces,
+    };
     Router::new()
         .route("/", get(workspaces::home))
         .route("/login", get(auth::login_page).post(auth::login))
@@ -122,6 +128,14 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/w/{ws}/delivery/rollout", post(delivery::rollout))
         .route("/w/{ws}/delivery/action", post(delivery::action))
         .route("/w/{ws}/delivery/lists", post(delivery::put_list))
+        .route("/w/{ws}/gateway", get(gateway::index))
+        .route("/w/{ws}/gateway/groups", post(gateway::create_group))
+        .route("/w/{ws}/gateway/groups/rotate", post(gateway::rotate_group))
+        .route("/w/{ws}/gateway/apis", post(gateway::create_api))
+        .route("/w/{ws}/gateway/apis/save", post(gateway::save_api))
+        .route("/w/{ws}/gateway/apis/action", post(gateway::api_action))
+        .route("/w/{ws}/gateway/test", post(gateway::test))
+        .route("/w/{ws}/gateway/keys/rotate", post(gateway::rotate_keys))
         // Console-shaped 404 for mistyped console addresses (the server's own
         // fallback answers problem JSON, which suits the APIs, not people).
         .route("/w/{ws}/{*rest}", get(workspaces::not_found))

@@ -29,7 +29,7 @@ pub const NAV: &[(&str, &str, &str, bool)] = &[
     ("Modules", "Push", "/push", false),
     ("Modules", "Sync", "/sync", false),
     ("Modules", "Delivery", "/delivery", true),
-    ("Modules", "Gateway", "/gateway", false),
+    ("Modules", "Gateway", "/gateway", true),
 ];
 
 /// One navigation group as the layout shows it.
@@ -425,6 +425,10 @@ pub fn done_message(code: &str) -> Option<Flash> {
         "release_created" => "Draft release created. Promote it to start the rollout.",
         "release_changed" => "Release updated. Devices see it on their next check.",
         "list_saved" => "List saved. Rules naming it use the new ids within seconds.",
+        "api_created" => "API created. Enable it when its backend is ready.",
+        "api_saved" => "API saved. Every node uses the new settings within seconds.",
+        "api_deleted" => "API deleted. Calls to it now answer unknown_operation.",
+        "keys_rotated" => "Keys rotated. The previous keys still open envelopes for 7 days.",
         _ => return None,
     };
     Some(Flash::success(message))

@@ -53,6 +53,14 @@ pub enum BackendRefusal {
         /// What kind of address it is, e.g. `private (RFC 1918)`.
         range: &'static str,
     },
+    /// The host name is on the allow-list, but only with other ports.
+    #[error("backend host {host} is allowed only on the ports the allow-list names, not {port}")]
+    Port {
+        /// The host name.
+        host: String,
+        /// The URL's port.
+        port: u16,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,8 +238,13 @@ fn parse_rule(entry: &str) -> Result<Rule, &'static str> {
     Ok(Rule::Host(host, port))
 }
 
-fn port_matches(rule: Option<u16>, port: u16) -> bool {
-    rule.is_none_or(|p| p == port)
+/// Whether a rule's port admits `port`; `None` is a port not known yet (an HTTP
+/// client's resolver sees only the name), which any rule admits.
+fn port_matches(rule: Option<u16>, port: Option<u16>) -> bool {
+    match (rule, port) {
+        (Some(rule), Some(port)) => rule == port,
+        _ => true,
+    }
 }
 
 impl BackendPolicy {
@@ -250,7 +263,7 @@ impl BackendPolicy {
         Ok(BackendPolicy { rules })
     }
 
-    fn allows_host(&self, host: &str, port: u16) -> bool {
+    fn allows_host(&self, host: &str, port: Option<u16>) -> bool {
         let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
         self.rules.iter().any(|rule| match rule {
             Rule::Host(name, p) => *name == host && port_matches(*p, port),
@@ -264,7 +277,7 @@ impl BackendPolicy {
         })
     }
 
-    fn allows_ip(&self, ip: IpAddr, port: u16) -> bool {
+    fn allows_ip(&self, ip: IpAddr, port: Option<u16>) -> bool {
         let ip = canonical(ip);
         self.rules.iter().any(|rule| match *rule {
             Rule::Ip(allowed, p) => canonical(allowed) == ip && port_matches(p, port),
@@ -284,10 +297,15 @@ impl BackendPolicy {
     /// Checks an address (no host name): public, or named by an address, `ip:port`
     /// or CIDR entry.
     pub fn check_ip(&self, ip: IpAddr, port: u16) -> Result<(), BackendRefusal> {
-        self.check(None, ip, port)
+        self.check(None, ip, Some(port))
     }
 
-    fn check(&self, host: Option<&str>, ip: IpAddr, port: u16) -> Result<(), BackendRefusal> {
+    fn check(
+        &self,
+        host: Option<&str>,
+        ip: IpAddr,
+        port: Option<u16>,
+    ) -> Result<(), BackendRefusal> {
         let Some(range) = non_public_range(ip) else {
             return Ok(());
         };
@@ -297,7 +315,7 @@ impl BackendPolicy {
         Err(BackendRefusal::NotPublic {
             host: host.map(str::to_owned),
             ip,
-            port,
+            port: port.unwrap_or(0),
             range,
         })
     }
@@ -320,15 +338,48 @@ impl BackendPolicy {
             Some(Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip), port),
             Some(Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip), port),
             Some(Host::Domain("")) => Err(BackendRefusal::NoHost),
-            Some(Host::Domain(_)) => Ok(()),
+            Some(Host::Domain(host)) => {
+                // A name listed only with other ports: its addresses are checked
+                // without the port later (see `check_resolved_host`), so the port
+                // is held to the list here.
+                if self.allows_host(host, None) && !self.allows_host(host, Some(port)) {
+                    return Err(BackendRefusal::Port {
+                        host: host.to_owned(),
+                        port,
+                    });
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// Checks an address a host name resolved to when the port is not known, as
+    /// in an HTTP client's DNS resolver: public, or allowed by an entry for the
+    /// name or the address with any port. [`Self::check_url`] has held the URL's
+    /// port to the name's entries already.
+    pub fn check_resolved_host(&self, host: &str, ip: IpAddr) -> Result<(), BackendRefusal> {
+        let Some(range) = non_public_range(ip) else {
+            return Ok(());
+        };
+        // Address entries count only without a port (port 0 matches no `ip:port`
+        // entry): `127.0.0.1:8080` must not let a name reach 127.0.0.1:22.
+        // Name entries count with any port: check_url held the URL's to them.
+        if self.allows_ip(ip, Some(0)) || self.allows_host(host, None) {
+            return Ok(());
+        }
+        Err(BackendRefusal::NotPublic {
+            host: Some(host.to_owned()),
+            ip,
+            port: 0,
+            range,
+        })
     }
 
     /// Checks one address a backend's host name resolved to, right before
     /// connecting: public, or the allow-list names the address, a CIDR holding it,
     /// the host name, or `host:port`.
     pub fn check_resolved(&self, host: &str, port: u16, ip: IpAddr) -> Result<(), BackendRefusal> {
-        self.check(Some(host), ip, port)
+        self.check(Some(host), ip, Some(port))
     }
 }
 
@@ -347,6 +398,31 @@ mod tests {
 
     fn url(text: &str) -> Url {
         Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn host_port_entries_hold_the_url_port_and_admit_the_resolved_address() {
+        let p = policy(&["orders.internal:8080"]);
+        assert!(p.check_url(&url("http://orders.internal:8080/")).is_ok());
+        assert!(matches!(
+            p.check_url(&url("http://orders.internal:22/")),
+            Err(BackendRefusal::Port { .. })
+        ));
+        assert!(p
+            .check_resolved_host("orders.internal", ip("10.0.0.5"))
+            .is_ok());
+        assert!(p
+            .check_resolved_host("other.internal", ip("10.0.0.5"))
+            .is_err());
+        assert!(p
+            .check_resolved_host("other.internal", ip("8.8.8.8"))
+            .is_ok());
+        let p = policy(&["127.0.0.1:8080", "10.9.0.0/16"]);
+        assert!(
+            p.check_resolved_host("localhost", ip("127.0.0.1")).is_err(),
+            "an ip:port entry opens no other port to a name"
+        );
+        assert!(p.check_resolved_host("db.internal", ip("10.9.1.1")).is_ok());
     }
 
     #[test]

@@ -43,6 +43,17 @@ pub struct DeviceCaller {
     pub device_id: String,
 }
 
+/// An app found by its key, without a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppIdentity {
+    /// Internal app id.
+    pub app_id: String,
+    /// Public app key.
+    pub app_key: String,
+    /// Workspace of the app.
+    pub workspace_id: String,
+}
+
 #[derive(Debug, Clone)]
 struct CachedApp {
     fetched_at: i64,
@@ -117,6 +128,17 @@ impl DeviceVerifier {
             },
         );
         Ok(app)
+    }
+
+    /// Resolves an app by its public key alone, for gateway APIs that do not
+    /// require a signature: `unknown_app` when no app has the key.
+    pub async fn app_by_key(&self, app_key: &str) -> Result<AppIdentity> {
+        let app = self.app(app_key).await?.ok_or(Error::UnknownApp)?;
+        Ok(AppIdentity {
+            app_id: app.id.clone(),
+            app_key: app.app.app_key.clone(),
+            workspace_id: app.workspace_id.clone(),
+        })
     }
 
     /// Verifies a request: app, timestamp window, signature, then nonce. The body

@@ -23,7 +23,7 @@ mod sessions;
 mod store;
 mod tenancy;
 
-pub use device_auth::{DeviceCaller, DeviceVerifier, SignatureHeaders};
+pub use device_auth::{AppIdentity, DeviceCaller, DeviceVerifier, SignatureHeaders};
 pub use devices::AppDeviceCount;
 pub use error::{Error, Result};
 pub use nonces::NonceStore;

@@ -219,9 +219,9 @@ pub struct ApiGroup {
     /// The settings.
     #[serde(flatten)]
     pub spec: ApiGroupSpec,
-    /// Unix seconds.
+    /// Unix milliseconds.
     pub created_at: i64,
-    /// Unix seconds.
+    /// Unix milliseconds.
     pub updated_at: i64,
 }
 
@@ -372,9 +372,9 @@ pub struct Api {
     /// The settings.
     #[serde(flatten)]
     pub spec: ApiSpec,
-    /// Unix seconds.
+    /// Unix milliseconds.
     pub created_at: i64,
-    /// Unix seconds.
+    /// Unix milliseconds.
     pub updated_at: i64,
 }
 
@@ -404,9 +404,10 @@ pub struct GatewayKey {
     pub suite: String,
     /// Base64 (standard, padded) of the public key bytes.
     pub public_key: String,
-    /// Unix seconds.
+    /// Unix milliseconds.
     pub created_at: i64,
-    /// When a previous key stops opening envelopes; `None` for current keys.
+    /// When a previous key stops opening envelopes (Unix milliseconds); `None` for
+    /// current keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
 }

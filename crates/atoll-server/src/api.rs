@@ -12,6 +12,7 @@ mod apps;
 mod auth;
 mod delivery;
 mod devices;
+mod gateway;
 mod lists;
 mod members;
 mod switches;
@@ -125,5 +126,26 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(delivery::rollback_release))
         .routes(routes!(delivery::release_stats))
         .routes(routes!(delivery::release_audience))
+        .routes(routes!(gateway::list_groups, gateway::create_group))
+        .routes(routes!(
+            gateway::get_group,
+            gateway::put_group,
+            gateway::delete_group
+        ))
+        .routes(routes!(gateway::rotate_group_secret))
+        .routes(routes!(gateway::export_openapi, gateway::import_openapi))
+        .routes(routes!(gateway::list_apis, gateway::create_api))
+        .routes(routes!(
+            gateway::get_api,
+            gateway::put_api,
+            gateway::delete_api
+        ))
+        .routes(routes!(gateway::enable_api))
+        .routes(routes!(gateway::disable_api))
+        .routes(routes!(gateway::get_settings, gateway::put_settings))
+        .routes(routes!(gateway::stats))
+        .routes(routes!(gateway::test_call))
+        .routes(routes!(gateway::list_keys))
+        .routes(routes!(gateway::rotate_keys))
         .split_for_parts()
 }

@@ -36,6 +36,38 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     /// Packages, releases and update checks.
     pub delivery: DeliverySettings,
+    /// The mobile gateway (`/gw/v1`).
+    pub gateway: GatewayOptions,
+}
+
+/// Gateway settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayOptions {
+    /// Backends that may be private addresses (the SSRF guard refuses loopback,
+    /// private, link-local and metadata addresses otherwise): host names,
+    /// `host:port`, `*.domain`, IPs and CIDRs. In the environment: comma-separated.
+    pub allowed_backends: Vec<String>,
+    /// Bytes of cached backend responses, all APIs together.
+    pub cache_max_bytes: usize,
+    /// Rate-limit buckets (apps, APIs, devices) kept at most.
+    pub limiter_max_keys: usize,
+    /// Whether every call is logged (target `atoll::gateway::access`).
+    pub access_log: bool,
+    /// Idle keep-alive connections kept per backend host.
+    pub pool_max_idle_per_host: usize,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        GatewayOptions {
+            allowed_backends: Vec::new(),
+            cache_max_bytes: 64 << 20,
+            limiter_max_keys: 200_000,
+            access_log: true,
+            pool_max_idle_per_host: 256,
+        }
+    }
 }
 
 /// Delivery settings.
@@ -170,6 +202,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             analytics: AnalyticsConfig::default(),
             delivery: DeliverySettings::default(),
+            gateway: GatewayOptions::default(),
         }
     }
 }
@@ -335,6 +368,13 @@ fn collect_env(
                         .parse::<bool>()
                         .map(toml::Value::Boolean)
                         .map_err(|_| format!("{name}: true or false is expected, got '{raw}'"))?,
+                    toml::Value::Array(_) => toml::Value::Array(
+                        raw.split(',')
+                            .map(str::trim)
+                            .filter(|item| !item.is_empty())
+                            .map(|item| toml::Value::String(item.to_owned()))
+                            .collect(),
+                    ),
                     _ => toml::Value::String(raw.clone()),
                 };
                 out.insert(key.clone(), value);

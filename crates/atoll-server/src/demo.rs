@@ -381,3 +381,72 @@ fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
     file.sync_all()?;
     Ok(())
 }
+
+/// Gateway demo data: a group for the shop's backend and two APIs answered by
+/// mocks (one fixed, one generated from its response schema), so the console's
+/// test console works before any backend exists. Skipped when the app has groups.
+pub async fn seed_gateway(
+    platform: &PlatformService,
+    gateway: &atoll_gateway::Gateway,
+    info: &DemoInfo,
+) -> anyhow::Result<bool> {
+    use atoll_protocol::gateway::*;
+    let principal = demo_principal(platform).await?;
+    let (workspace, app) = (&info.workspace, &info.app.app_key);
+    if !gateway
+        .list_groups(&principal, workspace, app)
+        .await?
+        .is_empty()
+    {
+        return Ok(false);
+    }
+    gateway
+        .create_group(
+            &principal,
+            workspace,
+            app,
+            ApiGroupSpec {
+                name: "shop".into(),
+                base_url: "https://backend.example.com/api".into(),
+                timeout_ms: Some(2000),
+                headers_add: Default::default(),
+                headers_remove: Vec::new(),
+                tls_verify: true,
+                max_pending: None,
+                breaker: BreakerSpec::default(),
+            },
+        )
+        .await?;
+    let apis = [
+        json!({
+            "operation_type": "com.demo.greeting.get",
+            "group": "shop",
+            "method": "GET",
+            "path": "/greeting",
+            "enabled": true,
+            "description": "A fixed mock answer",
+            "mock": {"body": {"message": "Hello from the Atoll gateway"}},
+        }),
+        json!({
+            "operation_type": "com.demo.order.get",
+            "group": "shop",
+            "method": "GET",
+            "path": "/orders/${id}",
+            "enabled": true,
+            "description": "Generated from the response schema until the backend exists",
+            "rate_limit": {"per_device_qps": 10},
+            "response_schema": {"type": "object", "required": ["id", "status", "total"], "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "status": {"type": "string", "enum": ["paid", "shipped", "delivered"]},
+                "total": {"type": "number", "minimum": 1, "maximum": 500}
+            }},
+            "mock": {"delay_ms": 20},
+        }),
+    ];
+    for spec in apis {
+        gateway
+            .create_api(&principal, workspace, app, serde_json::from_value(spec)?)
+            .await?;
+    }
+    Ok(true)
+}

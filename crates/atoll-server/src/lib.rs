@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 mod device_api;
 mod downloads;
+mod gateway_call;
 mod http;
 mod listener;
 mod ops;
@@ -57,6 +58,18 @@ pub mod fuzzing {
         )
         .map_err(|refusal| refusal.code)
     }
+
+    /// Reads a gateway call as `POST /gw/v1` does, up to the forwarding: the
+    /// operation type header, the body as a JSON object, and the API's path
+    /// template filled from it (with the query string of the other fields).
+    pub fn gateway_call(
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+        template: &str,
+    ) -> Result<String, atoll_protocol::ErrorCode> {
+        crate::gateway_call::operation_type(headers).map_err(|error| error.code)?;
+        atoll_gateway::runtime::read_call(body, template).map_err(|error| error.code())
+    }
 }
 
 use crate::http::context::{panic_response, request_context, Limits};
@@ -68,6 +81,7 @@ use atoll_analytics::AnalyticsService;
 use atoll_core::clock::{Clock, SystemClock};
 use atoll_delivery::{DeliveryConfig, DeliveryService};
 use atoll_events::{EventStore, EventStoreConfig};
+use atoll_gateway::{Gateway, GatewayConfig};
 use atoll_lists::ListService;
 use atoll_platform::{NonceStore, PlatformService, PlatformSettings};
 use atoll_protocol::ErrorCode;
@@ -178,6 +192,20 @@ impl Node {
                 upload_dir: config.data_dir.join("tmp"),
             },
         ));
+        let gateway = Arc::new(
+            Gateway::new(
+                platform.clone(),
+                clock.clone(),
+                GatewayConfig {
+                    allowed_backends: config.gateway.allowed_backends.clone(),
+                    cache_max_bytes: config.gateway.cache_max_bytes,
+                    limiter_max_keys: config.gateway.limiter_max_keys,
+                    access_log: config.gateway.access_log,
+                    pool_max_idle_per_host: config.gateway.pool_max_idle_per_host,
+                },
+            )
+            .map_err(|error| anyhow::anyhow!("{error}"))?,
+        );
         let analytics = Arc::new(AnalyticsService::new(
             platform.clone(),
             events,
@@ -195,6 +223,7 @@ impl Node {
             switches,
             lists,
             delivery,
+            gateway,
             limiter: AppRateLimiter::new(
                 config.device.rate_per_app_per_sec,
                 config.device.rate_burst_per_app,
@@ -247,6 +276,11 @@ impl Node {
         &self.state.delivery
     }
 
+    /// The gateway (for seeding demo data).
+    pub fn gateway(&self) -> &atoll_gateway::Gateway {
+        &self.state.gateway
+    }
+
     /// The data folder.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.data_dir
@@ -265,12 +299,14 @@ impl Node {
             self.state.switches.clone(),
             self.state.delivery.clone(),
             self.state.lists.clone(),
+            self.state.gateway.clone(),
         ));
         Router::new()
             .merge(api.layer(axum::extract::DefaultBodyLimit::max(
                 config.admin.max_body_bytes,
             )))
             .merge(device_api::router())
+            .merge(gateway_call::router())
             .merge(downloads::router())
             .merge(ops::router(Arc::new(openapi)))
             .with_state(self.state.clone())
@@ -378,7 +414,12 @@ fn spawn_housekeeping(state: AppState, stop: CancellationToken) -> tokio::task::
         Duration::from_secs(state.config.analytics.retention_check_interval_secs.max(60));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        let mut retention = tokio::time::interval(retention_every);
+        // The first retention pass waits a minute: it checkpoints the event
+        // buffer, which a server just started (or a test) does not need at once.
+        let mut retention = tokio::time::interval_at(
+            tokio::time::Instant::now() + retention_every.min(Duration::from_secs(60)),
+            retention_every,
+        );
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::http::rate_limit::AppRateLimiter;
 use atoll_analytics::AnalyticsService;
 use atoll_delivery::DeliveryService;
+use atoll_gateway::Gateway;
 use atoll_lists::ListService;
 use atoll_platform::PlatformService;
 use atoll_store::BlobStore;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub lists: Arc<ListService>,
     /// Packages, releases, update checks.
     pub delivery: Arc<DeliveryService>,
+    /// The mobile gateway.
+    pub gateway: Arc<Gateway>,
 }
 
 impl std::fmt::Debug for AppState {

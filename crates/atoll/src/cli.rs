@@ -48,6 +48,9 @@ enum Command {
     /// Uploaded id lists for target rules (`user in list:NAME`).
     #[command(subcommand)]
     Lists(crate::release_cli::ListsCommand),
+    /// The mobile gateway: groups (backends), APIs, tests, OpenAPI, keys.
+    #[command(subcommand)]
+    Gateway(crate::gateway_cli::GatewayCommand),
     /// Simulate devices using an app (sessions, pages, a purchase funnel) through the device API.
     Sim(SimArgs),
 }
@@ -419,6 +422,7 @@ async fn serve(args: ServeArgs, demo_devices: Option<u64>) -> anyhow::Result<()>
         if devices > 0 {
             demo::seed_switches(node.platform(), node.switches(), &info).await?;
             demo::seed_delivery(node.platform(), node.lists(), node.delivery(), &info).await?;
+            demo::seed_gateway(node.platform(), node.gateway(), &info).await?;
         }
         if seeded > 0 {
             tracing::info!(
@@ -486,6 +490,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Switch(command) => crate::switch_cli::run(command).await,
         Command::Release(command) => crate::release_cli::run(command).await,
         Command::Lists(command) => crate::release_cli::run_lists(command).await,
+        Command::Gateway(command) => crate::gateway_cli::run(command).await,
         Command::Demo(demo_args) => serve(demo_args.serve, Some(demo_args.demo_devices)).await,
         Command::Login(login) => {
             let token = match login.token {

@@ -3,6 +3,7 @@
 //! for scripts.
 
 mod cli;
+mod gateway_cli;
 mod output;
 mod release_cli;
 mod sim;

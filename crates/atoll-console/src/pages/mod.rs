@@ -10,6 +10,7 @@ pub mod apps;
 pub mod audit;
 pub mod delivery;
 pub mod devices;
+pub mod gateway;
 pub mod members;
 pub mod switches;
 pub mod tokens;

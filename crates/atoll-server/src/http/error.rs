@@ -107,7 +107,13 @@ macro_rules! module_errors {
     )+};
 }
 
-module_errors!(atoll_analytics, atoll_switches, atoll_delivery, atoll_lists);
+module_errors!(
+    atoll_analytics,
+    atoll_switches,
+    atoll_delivery,
+    atoll_lists,
+    atoll_gateway
+);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -6,6 +6,7 @@ mod cli;
 mod delivery;
 mod device;
 mod durability;
+mod gateway;
 mod limits;
 mod ops;
 mod signatures;

@@ -35,6 +35,7 @@ impl TenantA {
             ("version", &"1".to_owned()),
             ("id", &"rel_missing".to_owned()),
             ("name", &"testers".to_owned()),
+            ("operation_type", &"com.shop.order.get".to_owned()),
         ] {
             filled = filled.replace(&format!("{{{name}}}"), value);
         }
@@ -130,6 +131,38 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("post", path)
             if path.starts_with("/api/v1/workspaces/{workspace}/apps/{app}/releases/{id}/") =>
         {
+            return None
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/gateway/groups")
+        | ("put", "/api/v1/workspaces/{workspace}/apps/{app}/gateway/groups/{name}") => {
+            json!({"name": "testers", "base_url": "https://backend.example.com/api"})
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/gateway/groups/{name}/openapi") => {
+            json!({"openapi": "3.0.3", "paths": {}})
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/gateway/apis")
+        | ("put", "/api/v1/workspaces/{workspace}/apps/{app}/gateway/apis/{operation_type}") => {
+            json!({"operation_type": "com.shop.order.get", "group": "testers", "path": "/orders"})
+        }
+        ("put", "/api/v1/workspaces/{workspace}/apps/{app}/gateway/settings") => json!({}),
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/gateway/test") => {
+            json!({"operation_type": "com.shop.order.get"})
+        }
+        ("post", "/api/v1/workspaces/{workspace}/gateway/keys/rotate") => json!({}),
+        (
+            "post",
+            "/api/v1/workspaces/{workspace}/apps/{app}/gateway/groups/{name}/rotate-secret",
+        )
+        | (
+            "post",
+            "/api/v1/workspaces/{workspace}/apps/{app}/gateway/apis/{operation_type}/enable",
+        )
+        | (
+            "post",
+            "/api/v1/workspaces/{workspace}/apps/{app}/gateway/apis/{operation_type}/disable",
+        )
+        | ("delete", "/api/v1/workspaces/{workspace}/apps/{app}/gateway/groups/{name}")
+        | ("delete", "/api/v1/workspaces/{workspace}/apps/{app}/gateway/apis/{operation_type}") => {
             return None
         }
         (method, path) => panic!("no example body for {method} {path}: add one to the matrix"),
