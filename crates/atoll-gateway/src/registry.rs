@@ -75,6 +75,40 @@ pub(crate) async fn revision(store: &atoll_store::MetaStore, app_id: &str) -> Re
     )
 }
 
+/// One group of an app, or `not_found`.
+async fn find_group<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    app_id: &str,
+    name: &str,
+) -> Result<ApiGroup> {
+    let row = sqlx::query(
+        "SELECT id, spec, created_at, updated_at FROM gateway_groups WHERE app_id = $1 AND name = $2",
+    )
+    .bind(app_id)
+    .bind(name)
+    .fetch_optional(executor)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("group '{name}'")))?;
+    group_from_row(&row)
+}
+
+/// One API of an app, or `not_found`.
+async fn find_api<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    app_id: &str,
+    operation_type: &str,
+) -> Result<Api> {
+    let row = sqlx::query(
+        "SELECT id, spec, created_at, updated_at FROM gateway_apis WHERE app_id = $1 AND operation_type = $2",
+    )
+    .bind(app_id)
+    .bind(operation_type)
+    .fetch_optional(executor)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("API '{operation_type}'")))?;
+    api_from_row(&row)
+}
+
 async fn group_id_in(tx: &mut WriteTx, app_id: &str, name: &str) -> Result<Option<String>> {
     Ok(
         sqlx::query_scalar("SELECT id FROM gateway_groups WHERE app_id = $1 AND name = $2")
@@ -144,15 +178,7 @@ impl Gateway {
         let access = self
             .access(principal, slug, app_key, Requirement::READ)
             .await?;
-        let row = sqlx::query(
-            "SELECT id, spec, created_at, updated_at FROM gateway_groups WHERE app_id = $1 AND name = $2",
-        )
-        .bind(&access.app_id)
-        .bind(name)
-        .fetch_optional(self.platform.store().pool())
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("group '{name}'")))?;
-        group_from_row(&row)
+        find_group(self.platform.store().pool(), &access.app_id, name).await
     }
 
     /// Creates a group; the answer carries its secret, shown only here.
@@ -242,15 +268,7 @@ impl Gateway {
             .access(principal, slug, app_key, Requirement::WRITE)
             .await?;
         let mut tx = self.platform.store().begin_write().await?;
-        let row = sqlx::query(
-            "SELECT id, spec, created_at, updated_at FROM gateway_groups WHERE app_id = $1 AND name = $2",
-        )
-        .bind(&access.app_id)
-        .bind(name)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("group '{name}'")))?;
-        let mut group = group_from_row(&row)?;
+        let mut group = find_group(&mut **tx, &access.app_id, name).await?;
         group.spec = spec;
         group.updated_at = self.clock.now_ms();
         sqlx::query("UPDATE gateway_groups SET spec = $1, updated_at = $2 WHERE id = $3")
@@ -286,15 +304,7 @@ impl Gateway {
             .access(principal, slug, app_key, Requirement::ADMIN)
             .await?;
         let mut tx = self.platform.store().begin_write().await?;
-        let row = sqlx::query(
-            "SELECT id, spec, created_at, updated_at FROM gateway_groups WHERE app_id = $1 AND name = $2",
-        )
-        .bind(&access.app_id)
-        .bind(name)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("group '{name}'")))?;
-        let mut group = group_from_row(&row)?;
+        let mut group = find_group(&mut **tx, &access.app_id, name).await?;
         group.updated_at = self.clock.now_ms();
         let secret = new_secret();
         sqlx::query("UPDATE gateway_groups SET secret = $1, updated_at = $2 WHERE id = $3")
@@ -398,15 +408,7 @@ impl Gateway {
         let access = self
             .access(principal, slug, app_key, Requirement::READ)
             .await?;
-        let row = sqlx::query(
-            "SELECT id, spec, created_at, updated_at FROM gateway_apis WHERE app_id = $1 AND operation_type = $2",
-        )
-        .bind(&access.app_id)
-        .bind(operation_type)
-        .fetch_optional(self.platform.store().pool())
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("API '{operation_type}'")))?;
-        api_from_row(&row)
+        find_api(self.platform.store().pool(), &access.app_id, operation_type).await
     }
 
     /// Checks what an API refers to inside the app: its group and authorizer.
@@ -518,15 +520,7 @@ impl Gateway {
         }
         validate::api(&spec)?;
         let group_id = self.api_references(tx, app_id, &spec).await?;
-        let row = sqlx::query(
-            "SELECT id, spec, created_at, updated_at FROM gateway_apis WHERE app_id = $1 AND operation_type = $2",
-        )
-        .bind(app_id)
-        .bind(operation_type)
-        .fetch_optional(&mut ***tx)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("API '{operation_type}'")))?;
-        let mut api = api_from_row(&row)?;
+        let mut api = find_api(&mut ***tx, app_id, operation_type).await?;
         api.spec = spec;
         api.updated_at = self.clock.now_ms();
         sqlx::query(

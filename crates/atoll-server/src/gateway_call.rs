@@ -173,3 +173,59 @@ async fn run(state: &AppState, request: Request<Body>) -> Result<Response, Respo
     *response.headers_mut() = answer.headers;
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+
+    fn headers(operation_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(operation_type) {
+            headers.insert(HEADER_OPERATION_TYPE, value);
+        }
+        headers
+    }
+
+    #[test]
+    fn the_operation_type_header_is_required_and_checked() {
+        assert_eq!(
+            operation_type(&headers("com.shop.order.get")).unwrap(),
+            "com.shop.order.get"
+        );
+        for bad in ["", "com.shop", "COM.SHOP.ORDER", "com.shop.order get"] {
+            assert_eq!(
+                operation_type(&headers(bad)).unwrap_err().code,
+                ErrorCode::InvalidRequest,
+                "{bad}"
+            );
+        }
+        assert!(operation_type(&HeaderMap::new()).is_err());
+    }
+
+    proptest! {
+        // What the `gateway_call` fuzz target checks, on every test run.
+        #[test]
+        fn any_call_reads_to_a_path_inside_its_template_or_a_code(
+            operation in "\\PC{0,40}|[a-z]{1,5}\\.[a-z]{1,5}\\.[a-z]{1,5}",
+            body in prop_oneof![
+                "\\PC{0,80}",
+                prop::collection::vec((prop_oneof![Just("id".to_owned()), Just("x".to_owned()), "[a-z.]{1,6}"], "\\PC{0,12}"), 0..4).prop_map(|pairs| {
+                    serde_json::Value::Object(
+                        pairs.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect(),
+                    )
+                    .to_string()
+                }),
+            ],
+        ) {
+            for template in ["/orders/${id}", "/a/${x.y}/b", "/static"] {
+                if let Ok(path) = crate::fuzzing::gateway_call(&headers(&operation), body.as_bytes(), template) {
+                    let prefix = template.split("${").next().unwrap_or("");
+                    prop_assert!(path.starts_with(prefix), "{path} escaped {template}");
+                    prop_assert!(!path.contains("/../") && !path.contains("/./"), "{path}");
+                }
+            }
+        }
+    }
+}

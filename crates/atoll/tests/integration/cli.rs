@@ -172,3 +172,85 @@ async fn the_cli_sets_reads_and_rolls_back_switches() {
     let (ok, _, _) = run(&["delete", "new_checkout"]);
     assert!(ok);
 }
+
+#[tokio::test]
+async fn the_cli_sets_up_and_tries_a_gateway_api() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("credentials.toml");
+    let password = server.demo.password.clone();
+    let login = [
+        "login",
+        "--email",
+        "admin@demo.atoll",
+        "--password",
+        &password,
+    ];
+    assert!(atoll(&server, &config, &login).0);
+    let app = server.demo.app_key.clone();
+    let run = |args: &[&str]| {
+        let mut all = vec!["gateway"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--app", &app]);
+        atoll(&server, &config, &all)
+    };
+
+    let (ok, stdout, stderr) = run(&[
+        "group",
+        "create",
+        "orders",
+        "--base-url",
+        "https://orders.example.com/api",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("orders"), "{stdout}");
+    let (ok, _, stderr) = run(&[
+        "api",
+        "create",
+        "com.shop.order.get",
+        "--group",
+        "orders",
+        "--method",
+        "GET",
+        "--path",
+        "/orders/${id}",
+        "--per-device-qps",
+        "5",
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, _) = run(&["apis"]);
+    assert!(ok);
+    assert!(
+        stdout.contains("com.shop.order.get") && stdout.contains("no"),
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = run(&["api", "enable", "com.shop.order.get"]);
+    assert!(ok && stdout.contains("true"), "{stdout}{stderr}");
+
+    // A mock makes the API answer without its backend; the test call shows it.
+    let (ok, spec, _) = run(&["api", "show", "com.shop.order.get"]);
+    assert!(ok);
+    let mut spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
+    spec["mock"] = serde_json::json!({"body": {"status": "shipped"}});
+    let file = dir.path().join("api.json");
+    std::fs::write(&file, spec.to_string()).unwrap();
+    let (ok, _, stderr) = run(&["api", "put", "com.shop.order.get", file.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = run(&["test", "com.shop.order.get", "--body", r#"{"id":"7"}"#]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("< 200") && stdout.contains("shipped"),
+        "{stdout}"
+    );
+
+    let (ok, document, _) = run(&["export", "orders"]);
+    assert!(ok);
+    assert!(document.contains("/orders/{id}"), "{document}");
+    let (ok, _, stderr) = run(&[
+        "api", "create", "bad-name", "--group", "orders", "--path", "/x",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("validation_failed"), "{stderr}");
+    let (ok, stdout, _) = atoll(&server, &config, &["gateway", "keys"]);
+    assert!(ok && stdout.contains("x25519-aes256gcm"), "{stdout}");
+}
