@@ -656,7 +656,14 @@ impl Gateway {
         let Some(device_id) = caller.device_id.as_deref().filter(|_| caller.signed) else {
             return Ok(None);
         };
-        if let Some(user) = self.runtime.users.get(&caller.app_id, device_id) {
+        // Read before the store, so a bind that lands in between moves it past
+        // what is cached here.
+        let generation = self.platform.binding_generation();
+        if let Some(user) = self
+            .runtime
+            .users
+            .get(&caller.app_id, device_id, generation)
+        {
             return Ok(user);
         }
         let user: Option<Option<String>> =
@@ -668,7 +675,7 @@ impl Gateway {
         let user = user.flatten();
         self.runtime
             .users
-            .put(&caller.app_id, device_id, user.as_deref());
+            .put(&caller.app_id, device_id, generation, user.as_deref());
         Ok(user.map(Arc::from))
     }
 

@@ -260,6 +260,7 @@ impl PlatformService {
         }
         self.touch_app_user(&mut tx, caller, user_id, now).await?;
         tx.commit().await?;
+        self.bindings_changed();
         Ok(BindingResponse {
             device_id: caller.device_id.clone(),
             user_id: Some(user_id.to_owned()),
@@ -283,6 +284,7 @@ impl PlatformService {
             self.forget_most_recent(&mut tx, caller, &previous).await?;
         }
         tx.commit().await?;
+        self.bindings_changed();
         Ok(BindingResponse {
             device_id: caller.device_id.clone(),
             user_id: None,

@@ -77,6 +77,8 @@ struct Inner {
     settings: PlatformSettings,
     verifier: DeviceVerifier,
     login_throttle: LoginThrottle,
+    /// Moves on every bind and unbind on this node (see [`PlatformService::binding_generation`]).
+    binding_generation: std::sync::atomic::AtomicU64,
 }
 
 impl PlatformService {
@@ -100,8 +102,25 @@ impl PlatformService {
                 clock,
                 settings,
                 verifier,
+                binding_generation: std::sync::atomic::AtomicU64::new(0),
             }),
         }
+    }
+
+    /// A number that moves whenever a device of any app is bound or unbound on
+    /// this node: caches of "which user is on this device" compare it to drop
+    /// their entries at once instead of waiting for their time to live (which
+    /// still bounds what a bind on another node leaves stale).
+    pub fn binding_generation(&self) -> u64 {
+        self.inner
+            .binding_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn bindings_changed(&self) {
+        self.inner
+            .binding_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     /// The metadata store.

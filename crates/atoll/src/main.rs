@@ -11,6 +11,12 @@ mod switch_cli;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's allocator: a request allocates many small,
+/// short-lived buffers, and glibc's malloc and free were about 18 % of the
+/// gateway's CPU under load (perf, bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let args = cli::Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
