@@ -232,7 +232,6 @@ impl AnalyticsService {
             .device_profile(caller)
             .await?
             .ok_or(atoll_platform::Error::UnknownDevice)?;
-        let profile = Arc::new(profile);
         let mut profiles = self.profiles.lock();
         if profiles.len() >= MAX_PROFILES {
             profiles.retain(|_, (at, _)| at.elapsed() < PROFILE_TTL);

@@ -823,7 +823,7 @@ impl DeliveryService {
             .device_profile(caller)
             .await?
             .ok_or(atoll_platform::Error::UnknownDevice)?;
-        let mut attributes = DeviceAttributes::from(&SampleDevice::from(&device));
+        let mut attributes = DeviceAttributes::from(&SampleDevice::from(&*device));
         if let Some(version) = &request.app_version {
             attributes.app_version = Some(version.clone());
         }

@@ -26,7 +26,6 @@ pub mod registry;
 pub mod runtime;
 pub mod snapshot;
 pub mod stats;
-mod user_cache;
 pub mod validate;
 
 use atoll_core::cache::StampedCache;

@@ -8,7 +8,6 @@
 use crate::forward::{BackendResponse, Forwarder, Identity};
 use crate::snapshot::{self, CompiledApi, Snapshot};
 use crate::stats::{Outcome, Stats};
-use crate::user_cache::UserCache;
 use crate::{Error, Gateway, GatewayConfig, Result};
 use atoll_core::access::Requirement;
 use atoll_envelope::{encode_context, ResponseKey};
@@ -32,8 +31,6 @@ use std::time::{Duration, Instant};
 
 /// Bytes of authorizer principals cached, all APIs together.
 const PRINCIPAL_CACHE_BYTES: usize = 8 << 20;
-/// Devices whose bound user is remembered.
-const USER_CACHE_DEVICES: usize = 200_000;
 /// Longest principal accepted from an authorizer.
 const MAX_PRINCIPAL_BYTES: usize = 1024;
 
@@ -55,7 +52,6 @@ pub(crate) struct Runtime {
     limiter: RateLimiter<String>,
     cache: ResponseCache,
     principals: ResponseCache,
-    users: UserCache,
     pub(crate) stats: Stats,
     forwarder: Forwarder,
     access_log: bool,
@@ -72,7 +68,6 @@ impl Runtime {
             limiter: RateLimiter::new(config.limiter_max_keys),
             cache: ResponseCache::new(config.cache_max_bytes),
             principals: ResponseCache::new(PRINCIPAL_CACHE_BYTES),
-            users: UserCache::new(USER_CACHE_DEVICES),
             stats: Stats::default(),
             forwarder: Forwarder::new(backends, config.pool_max_idle_per_host, clock)?,
             access_log: config.access_log,
@@ -651,32 +646,22 @@ impl Gateway {
         Ok(Some(principal))
     }
 
-    /// The user the calling device is bound to (cached for a few seconds).
-    async fn bound_user(&self, caller: &Caller) -> Result<Option<Arc<str>>> {
+    /// The user the calling device is bound to (the platform caches profiles).
+    async fn bound_user(&self, caller: &Caller) -> Result<Option<String>> {
         let Some(device_id) = caller.device_id.as_deref().filter(|_| caller.signed) else {
             return Ok(None);
         };
-        // Read before the store, so a bind that lands in between moves it past
-        // what is cached here.
-        let generation = self.platform.binding_generation();
-        if let Some(user) = self
-            .runtime
-            .users
-            .get(&caller.app_id, device_id, generation)
-        {
-            return Ok(user);
-        }
-        let user: Option<Option<String>> =
-            sqlx::query_scalar("SELECT user_id FROM devices WHERE app_id = $1 AND device_id = $2")
-                .bind(&caller.app_id)
-                .bind(device_id)
-                .fetch_optional(self.platform.store().pool())
-                .await?;
-        let user = user.flatten();
-        self.runtime
-            .users
-            .put(&caller.app_id, device_id, generation, user.as_deref());
-        Ok(user.map(Arc::from))
+        let device = atoll_platform::DeviceCaller {
+            app_id: caller.app_id.clone(),
+            app_key: caller.app_key.clone(),
+            workspace_id: caller.workspace_id.clone(),
+            device_id: device_id.to_owned(),
+        };
+        Ok(self
+            .platform
+            .device_profile(&device)
+            .await?
+            .and_then(|profile| profile.user_id.clone()))
     }
 
     /// Per-API counters of the app's APIs (zeros for APIs not called yet).

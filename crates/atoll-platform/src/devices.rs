@@ -9,6 +9,7 @@ use atoll_protocol::device::{
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use std::sync::Arc;
 
 /// A registering device as the store knows it.
 enum Prior {
@@ -150,6 +151,7 @@ impl PlatformService {
             self.touch_app_user(&mut tx, caller, &user_id, now).await?;
         }
         tx.commit().await?;
+        self.profiles().forget(&caller.app_id, &caller.device_id);
         metrics::counter!("atoll_device_registrations_total", "write" => "true").increment(1);
         let created = !existed;
         Ok(RegisterResponse {
@@ -260,7 +262,7 @@ impl PlatformService {
         }
         self.touch_app_user(&mut tx, caller, user_id, now).await?;
         tx.commit().await?;
-        self.bindings_changed();
+        self.profiles().forget(&caller.app_id, &caller.device_id);
         Ok(BindingResponse {
             device_id: caller.device_id.clone(),
             user_id: Some(user_id.to_owned()),
@@ -284,7 +286,7 @@ impl PlatformService {
             self.forget_most_recent(&mut tx, caller, &previous).await?;
         }
         tx.commit().await?;
-        self.bindings_changed();
+        self.profiles().forget(&caller.app_id, &caller.device_id);
         Ok(BindingResponse {
             device_id: caller.device_id.clone(),
             user_id: None,
@@ -371,7 +373,12 @@ impl PlatformService {
 
     /// A device as its own signed requests see it (the signature already proved
     /// who is asking), without push tokens: modules use it to add context.
-    pub async fn device_profile(&self, caller: &DeviceCaller) -> Result<Option<Device>> {
+    /// Cached (see `profiles`): a change on this node is seen at once, one on
+    /// another node within 30 s; `last_seen_at` may be that old.
+    pub async fn device_profile(&self, caller: &DeviceCaller) -> Result<Option<Arc<Device>>> {
+        if let Some(profile) = self.profiles().get(&caller.app_id, &caller.device_id) {
+            return Ok(profile);
+        }
         let row = sqlx::query(&format!(
             "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.app_id = $1 AND d.device_id = $2"
         ))
@@ -379,9 +386,13 @@ impl PlatformService {
         .bind(&caller.device_id)
         .fetch_optional(self.store().pool())
         .await?;
-        Ok(row
+        let profile = row
             .map(|row| device_row(&row, &caller.app_key))
-            .transpose()?)
+            .transpose()?
+            .map(Arc::new);
+        self.profiles()
+            .put(&caller.app_id, &caller.device_id, profile.clone());
+        Ok(profile)
     }
 
     /// One device of an app, with its push tokens.

@@ -19,6 +19,7 @@ mod error;
 mod nonces;
 mod passwords;
 mod principal;
+mod profiles;
 mod sessions;
 mod store;
 mod tenancy;
@@ -64,6 +65,9 @@ impl Default for PlatformSettings {
     }
 }
 
+/// Devices whose profile is cached at most.
+const PROFILE_CACHE_DEVICES: usize = 200_000;
+
 /// Tenancy, users, sessions and devices.
 #[derive(Debug, Clone)]
 pub struct PlatformService {
@@ -77,8 +81,8 @@ struct Inner {
     settings: PlatformSettings,
     verifier: DeviceVerifier,
     login_throttle: LoginThrottle,
-    /// Moves on every bind and unbind on this node (see [`PlatformService::binding_generation`]).
-    binding_generation: std::sync::atomic::AtomicU64,
+    /// Devices' profiles, as `device_profile` reads them.
+    profiles: profiles::ProfileCache,
 }
 
 impl PlatformService {
@@ -102,25 +106,13 @@ impl PlatformService {
                 clock,
                 settings,
                 verifier,
-                binding_generation: std::sync::atomic::AtomicU64::new(0),
+                profiles: profiles::ProfileCache::new(PROFILE_CACHE_DEVICES),
             }),
         }
     }
 
-    /// A number that moves whenever a device of any app is bound or unbound on
-    /// this node: caches of "which user is on this device" compare it to drop
-    /// their entries at once instead of waiting for their time to live (which
-    /// still bounds what a bind on another node leaves stale).
-    pub fn binding_generation(&self) -> u64 {
-        self.inner
-            .binding_generation
-            .load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    pub(crate) fn bindings_changed(&self) {
-        self.inner
-            .binding_generation
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    pub(crate) fn profiles(&self) -> &profiles::ProfileCache {
+        &self.inner.profiles
     }
 
     /// The metadata store.

@@ -400,7 +400,7 @@ impl SwitchService {
             .ok_or(atoll_platform::Error::UnknownDevice)?;
         let lists = self.lists.lists_of(&caller.app_id).await?;
         Ok(self.snapshot(&caller.app_id).await?.evaluate(
-            &SampleDevice::from(&device),
+            &SampleDevice::from(&*device),
             &Env::new(&*lists, &NoSegments),
         ))
     }
