@@ -5,7 +5,8 @@
 # The sourcing script sets ROOT, WORK is made here; it may set NGINX_EXTRA
 # (more nginx `location` blocks) and NGINX_HTTP_EXTRA (more `http` blocks, such
 # as an `upstream`) before calling start_nginx, and ATOLL_EXTRA_ENV (more
-# NAME=value settings for atoll) before start_atoll.
+# NAME=value settings for atoll) and ATOLL_DEMO_ARGS (more `atoll demo` flags)
+# before start_atoll.
 # Expects: ATOLL LOADGEN NJS_MODULE SERVER_CPU LOAD_CPU DEVICES CONNECTIONS DURATION WARMUP.
 
 # --- everything started here is stopped on exit ----------------------------
@@ -97,7 +98,7 @@ start_atoll() { # data_dir
         ATOLL_DEVICE_RATE_BURST_PER_APP=100000000 \
         ATOLL_DEVICE_NONCE_CAPACITY=20000000 \
         ${ATOLL_EXTRA_ENV:-} \
-        taskset -c "$SERVER_CPU" "$ATOLL" demo --listen 127.0.0.1:0 --data-dir "$data" \
+        taskset -c "$SERVER_CPU" "$ATOLL" demo --listen 127.0.0.1:0 --data-dir "$data" ${ATOLL_DEMO_ARGS:-} \
         >"$out" 2>"$out.log") &
     ATOLL_PID=$!
     PIDS+=("$ATOLL_PID")
