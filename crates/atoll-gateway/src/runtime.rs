@@ -175,6 +175,11 @@ pub struct CallFailure {
     pub headers: HeaderMap,
 }
 
+/// A header's value as text, if it is text.
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
 fn set(headers: &mut HeaderMap, name: &'static str, value: impl ToString) {
     if let Ok(value) = HeaderValue::from_str(&value.to_string()) {
         headers.insert(HeaderName::from_static(name), value);
@@ -449,12 +454,7 @@ impl Gateway {
     ) -> Result<CallAnswer> {
         let request = flow.request;
         let caller = &request.caller;
-        let header = |name: &str| {
-            request
-                .headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-        };
+        let header = |name: &str| header_text(request.headers, name);
         let cache_key = api
             .cache_key
             .as_ref()
@@ -496,12 +496,7 @@ impl Gateway {
         let mut answer = answer_from_backend(response)?;
         if let (Some(key), Some(cache)) = (cache_key, &api.spec.cache) {
             let storable = (200..300).contains(&answer.status)
-                && may_store(|name| {
-                    answer
-                        .headers
-                        .get(name)
-                        .and_then(|value| value.to_str().ok())
-                });
+                && may_store(|name| header_text(&answer.headers, name));
             if storable {
                 self.runtime.cache.insert(
                     key,
@@ -540,12 +535,7 @@ impl Gateway {
         };
         let request = flow.request;
         let caller = &request.caller;
-        let header = |name: &str| {
-            request
-                .headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-        };
+        let header = |name: &str| header_text(request.headers, name);
         let key = key_spec.key(
             &caller.app_id,
             &authorizer.operation_type,

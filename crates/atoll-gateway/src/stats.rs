@@ -130,12 +130,4 @@ impl Stats {
         }
         counters
     }
-
-    /// The counters of an API if it was called since the start.
-    pub fn get(&self, app_id: &str, operation_type: &str) -> Option<Arc<ApiCounters>> {
-        self.apis
-            .lock()
-            .get(&(app_id.to_owned(), operation_type.to_owned()))
-            .cloned()
-    }
 }

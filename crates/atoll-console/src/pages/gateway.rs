@@ -30,6 +30,7 @@ pub struct GatewayQuery {
     done: String,
 }
 
+#[derive(Clone)]
 struct ApiRow {
     api: Api,
     stats: ApiStats,
@@ -160,12 +161,7 @@ async fn render(
     let selected = rows
         .iter()
         .find(|row| row.api.spec.operation_type == query.api)
-        .map(|row| ApiRow {
-            api: row.api.clone(),
-            stats: row.stats.clone(),
-            latency: row.latency.clone(),
-            href: row.href.clone(),
-        });
+        .cloned();
     let editor = once.draft.unwrap_or_else(|| {
         selected
             .as_ref()
