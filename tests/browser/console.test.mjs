@@ -19,6 +19,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { chromium } from "playwright-core";
+import WebSocket from "ws";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const resultsDir = path.join(here, "test-results");
@@ -91,29 +92,64 @@ function stopServer() {
   });
 }
 
-/// Sends one signed device request (DESIGN.md §3, atoll-protocol's signing.rs),
-/// so the console has a device to show.
-async function deviceCall(base, { appKey, appSecret, deviceId }, path, payload) {
-  const body = Buffer.from(JSON.stringify(payload));
+/// The signature headers of a device request (DESIGN.md §3, atoll-protocol's
+/// signing.rs).
+function signedHeaders({ appKey, appSecret, deviceId }, method, path, body) {
   const timestamp = Math.floor(Date.now() / 1000);
   const nonce = randomBytes(16).toString("hex");
   const canonical = [
-    "ATOLL-HMAC-SHA256", appKey, deviceId, "POST", path, "", timestamp, nonce,
+    "ATOLL-HMAC-SHA256", appKey, deviceId, method, path, "", timestamp, nonce,
     createHash("sha256").update(body).digest("hex"),
   ].join("\n");
+  return {
+    "x-atoll-app-key": appKey,
+    "x-atoll-device-id": deviceId,
+    "x-atoll-timestamp": String(timestamp),
+    "x-atoll-nonce": nonce,
+    "x-atoll-signature": createHmac("sha256", appSecret).update(canonical).digest("hex"),
+  };
+}
+
+/// Sends one signed device request, so the console has a device to show.
+async function deviceCall(base, device, path, payload) {
+  const body = Buffer.from(JSON.stringify(payload));
   const response = await fetch(`${base}${path}`, {
     method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "x-atoll-app-key": appKey,
-      "x-atoll-device-id": deviceId,
-      "x-atoll-timestamp": String(timestamp),
-      "x-atoll-nonce": nonce,
-      "x-atoll-signature": createHmac("sha256", appSecret).update(canonical).digest("hex"),
-    },
+    headers: { "content-type": "application/json", ...signedHeaders(device, "POST", path, body) },
     body,
   });
   assert.equal(response.status, 200, `${path}: ${await response.text()}`);
+}
+
+/// A device connection (`/device/v1/connect`) with its frames collected.
+async function deviceConnection(base, device) {
+  const headers = signedHeaders(device, "GET", "/device/v1/connect", Buffer.alloc(0));
+  const socket = new WebSocket(`${base.replace(/^http/, "ws")}/device/v1/connect`, { headers });
+  const frames = [];
+  let wake = () => {};
+  socket.on("message", (data) => {
+    frames.push(JSON.parse(data.toString()));
+    wake();
+  });
+  await new Promise((resolve, reject) => {
+    socket.once("open", resolve);
+    socket.once("error", reject);
+    socket.once("unexpected-response", (_, response) => reject(new Error(`upgrade refused: ${response.statusCode}`)));
+  });
+  /// The next frame of type `t` not taken yet (waits up to 10 s).
+  const next = async (t) => {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const index = frames.findIndex((frame) => frame.t === t);
+      if (index >= 0) return frames.splice(index, 1)[0];
+      if (Date.now() > deadline) throw new Error(`no ${t} frame; got ${JSON.stringify(frames)}`);
+      await new Promise((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, 200);
+      });
+    }
+  };
+  return { socket, next, send: (frame) => socket.send(JSON.stringify(frame)) };
 }
 
 // Never leave a server behind, even if the runner is interrupted.
@@ -530,6 +566,65 @@ test("a first-time user sets up an app in the console", async (t) => {
       await page.locator(".flash-success", { hasText: "API saved" }).waitFor();
       await page.locator("#apis tr[data-api='com.demo.order.cancel']", { hasText: "Cancels an order" }).waitFor();
       await snap("gateway");
+    });
+
+    await t.test("sync: a biz type, a connected device, a test order delivered and acknowledged, its cursor", async () => {
+      const syncPage = `${base}/w/demo/sync?app=${appKey}`;
+      await page.goto(syncPage);
+      await page.fill("#biz-form input[name=id]", "PRICE-ALERT");
+      await page.selectOption("#biz-form select[name=dimension]", "device");
+      await page.fill("#biz-form input[name=backlog_threshold]", "50");
+      await page.click("#biz-form button[type=submit]");
+      await page.locator(".flash-success", { hasText: "Biz type created" }).waitFor();
+      await page.locator("#biz-types tr[data-biz='PRICE-ALERT']", { hasText: "newest 50" }).waitFor();
+      // A bad id is refused with the rule, and the page stays usable.
+      await page.fill("#biz-form input[name=id]", "price_alert");
+      await page.click("#biz-form button[type=submit]");
+      await page.locator(".flash-error", { hasText: "upper-case" }).waitFor();
+
+      // A device connects with a signed upgrade and subscribes.
+      const device = { appKey, appSecret, deviceId: "browser-sync-device" };
+      await deviceCall(base, device, "/device/v1/register", { platform: "android", app_version: "1.0.0" });
+      const connection = await deviceConnection(base, device);
+      await connection.next("welcome");
+      connection.send({ t: "subscribe", subs: [{ biz: "PRICE-ALERT", cursors: [] }] });
+      const subscribed = await connection.next("subscribed");
+      assert.equal(subscribed.streams[0].stream, "d:browser-sync-device");
+      await page.goto(syncPage);
+      await page.locator("#online-table tr[data-device='browser-sync-device']", { hasText: "PRICE-ALERT" }).waitFor();
+
+      // A test order from the console reaches the device at once; the device acknowledges it.
+      await page.selectOption("#send-form select[name=biz_type]", "PRICE-ALERT");
+      await page.fill("#send-form input[name=link_token]", "browser-sync-device");
+      await page.fill("#send-form textarea[name=payload]", '{"sku":"A1","price":9.99}');
+      await page.click("#send-form button[type=submit]");
+      await page.locator("#send-result", { hasText: "OK" }).waitFor();
+      const data = await connection.next("data");
+      assert.equal(data.payload, '{"sku":"A1","price":9.99}');
+      assert.equal(data.seq, 1);
+      connection.send({ t: "ack", biz: "PRICE-ALERT", stream: data.stream, seq: data.seq });
+      const row = "#biz-types tr[data-biz='PRICE-ALERT']";
+      for (let tries = 0; ; tries++) {
+        await page.goto(syncPage);
+        if ((await page.textContent(`${row} [data-acknowledged]`)).trim() === "1") break;
+        assert.ok(tries < 25, "the acknowledgement is counted");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.equal((await page.textContent(`${row} [data-sent]`)).trim(), "1");
+      assert.equal((await page.textContent(`${row} [data-online]`)).trim(), "1");
+
+      // The device's cursor: acknowledged up to 1, nothing pending.
+      await page.fill("#cursor-form input[name=device]", "browser-sync-device");
+      await page.click("#cursor-form button[type=submit]");
+      await page.locator("#cursor-table tr[data-cursor='PRICE-ALERT'] [data-acked]", { hasText: /^1$/ }).waitFor();
+      await page.locator("[data-device-online]", { hasText: "online" }).waitFor();
+      await snap("sync");
+
+      // Taking the biz type offline refuses new orders.
+      await page.goto(syncPage);
+      await page.locator(`${row} button:has-text('Take offline')`).click();
+      await page.locator(`${row} [data-state]`, { hasText: "offline" }).waitFor();
+      connection.socket.close();
     });
 
     await t.test("logging out ends the session", async () => {

@@ -38,6 +38,10 @@
 //! `atoll-bench events-gen` writes the deterministic synthetic dataset as NDJSON,
 //! and `atoll-bench backfill` loads such a file through the admin backfill API.
 //!
+//! `atoll-bench ws` (module `ws`) measures the device connection
+//! `GET /device/v1/connect` side by side with nats-server's WebSocket listener:
+//! idle density, fan-out and connect churn (`bench/sync/`).
+//!
 //! The last line of the output is machine readable (`RESULT key=value …`) for
 //! `bench/device-api.sh`.
 //!
@@ -46,6 +50,7 @@
 
 mod commands;
 mod gen;
+mod ws;
 
 use anyhow::{bail, Context, Result};
 use atoll_protocol::signing::{self, SignedParts};
@@ -274,7 +279,7 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
 /// A signed request with a fresh timestamp and nonce, for the next device id.
 fn signed_request(plan: &Plan) -> Result<Request<Full<Bytes>>> {
     let device_index = plan.next_device.fetch_add(1, Ordering::Relaxed) % plan.devices;
-    let device_id = format!("bench-device-{device_index:08}");
+    let device_id = http_device_id(device_index);
     let body = match plan.event_batch {
         Some(count) => {
             let now_ms = SystemTime::now()
@@ -344,9 +349,19 @@ fn signed(
     Ok(builder.body(Full::new(body))?)
 }
 
-/// Registers device ids `0..plan.devices` over `connections` connections (for
-/// `--event-batch`: events of an unknown device are refused).
-async fn register_devices(plan: Arc<Plan>, connections: usize) -> Result<()> {
+/// The device id of index `index` in the HTTP load (`bench-device-00000042`).
+fn http_device_id(index: u64) -> String {
+    format!("bench-device-{index:08}")
+}
+
+/// Registers device ids `0..plan.devices` (named by `device_id`) over
+/// `connections` connections (for `--event-batch`: events of an unknown device
+/// are refused; for `ws`: unknown devices cannot connect).
+async fn register_devices(
+    plan: Arc<Plan>,
+    connections: usize,
+    device_id: fn(u64) -> String,
+) -> Result<()> {
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..connections.min(plan.devices as usize).max(1))
@@ -362,7 +377,7 @@ async fn register_devices(plan: Arc<Plan>, connections: usize) -> Result<()> {
                     }
                     let request = signed(
                         &plan,
-                        format!("bench-device-{index:08}"),
+                        device_id(index),
                         &Method::POST,
                         "/device/v1/register",
                         "/device/v1/register",
@@ -646,7 +661,7 @@ async fn run(args: Args) -> Result<()> {
     };
     let mut plan = if args.event_batch.is_some() {
         let shared = Arc::new(plan);
-        register_devices(shared.clone(), args.connections).await?;
+        register_devices(shared.clone(), args.connections, http_device_id).await?;
         Arc::try_unwrap(shared).map_err(|_| anyhow::anyhow!("registration still running"))?
     } else {
         plan
@@ -838,6 +853,10 @@ fn main() -> std::process::ExitCode {
             argv.remove(1);
             let args = commands::GenArgs::parse_from(argv);
             return finish(commands::events_gen(args));
+        }
+        Some("ws") => {
+            argv.remove(1);
+            return finish(ws::main(ws::WsArgs::parse_from(argv)));
         }
         Some("backfill") => {
             argv.remove(1);

@@ -52,6 +52,7 @@ pub struct ConsoleState {
     delivery: Arc<DeliveryService>,
     lists: Arc<ListService>,
     gateway: Arc<Gateway>,
+    sync: Arc<atoll_sync::SyncService>,
 }
 
 impl ConsoleState {
@@ -63,6 +64,7 @@ impl ConsoleState {
         delivery: Arc<DeliveryService>,
         lists: Arc<ListService>,
         gateway: Arc<Gateway>,
+        sync: Arc<atoll_sync::SyncService>,
     ) -> ConsoleState {
         ConsoleState {
             platform,
@@ -71,6 +73,7 @@ impl ConsoleState {
             delivery,
             lists,
             gateway,
+            sync,
         }
     }
 }
@@ -78,7 +81,8 @@ impl ConsoleState {
 /// The console's routes, mounted at `/`.
 pub fn router(state: ConsoleState) -> Router {
     use pages::{
-        analytics, apps, audit, delivery, devices, gateway, members, switches, tokens, workspaces,
+        analytics, apps, audit, delivery, devices, gateway, members, switches, sync, tokens,
+        workspaces,
     };
     Router::new()
         .route("/", get(workspaces::home))
@@ -128,6 +132,10 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/w/{ws}/delivery/rollout", post(delivery::rollout))
         .route("/w/{ws}/delivery/action", post(delivery::action))
         .route("/w/{ws}/delivery/lists", post(delivery::put_list))
+        .route("/w/{ws}/sync", get(sync::index))
+        .route("/w/{ws}/sync/biz-types", post(sync::create_biz_type))
+        .route("/w/{ws}/sync/biz-types/action", post(sync::biz_type_action))
+        .route("/w/{ws}/sync/send", post(sync::send))
         .route("/w/{ws}/gateway", get(gateway::index))
         .route("/w/{ws}/gateway/groups", post(gateway::create_group))
         .route("/w/{ws}/gateway/groups/rotate", post(gateway::rotate_group))

@@ -27,7 +27,7 @@ pub const NAV: &[(&str, &str, &str, bool)] = &[
     ("Modules", "Analytics", "/analytics", true),
     ("Modules", "Switches", "/switches", true),
     ("Modules", "Push", "/push", false),
-    ("Modules", "Sync", "/sync", false),
+    ("Modules", "Sync", "/sync", true),
     ("Modules", "Delivery", "/delivery", true),
     ("Modules", "Gateway", "/gateway", true),
 ];
@@ -428,6 +428,9 @@ pub fn done_message(code: &str) -> Option<Flash> {
         "api_created" => "API created. Enable it when its backend is ready.",
         "api_saved" => "API saved. Every node uses the new settings within seconds.",
         "api_deleted" => "API deleted. Calls to it now answer unknown_operation.",
+        "biz_type_created" => "Biz type created. Devices subscribe to it by its id.",
+        "biz_type_changed" => "Biz type changed. Every node uses it within seconds.",
+        "biz_type_deleted" => "Biz type deleted with its data and cursors.",
         "keys_rotated" => "Keys rotated. The previous keys still open envelopes for 7 days.",
         _ => return None,
     };

@@ -135,6 +135,10 @@ error_codes! {
     BackendNotAllowed = ("backend_not_allowed", 422, "Backend not allowed"),
     /// An API's mock cannot produce an answer (mPaaS result 1001).
     MockInvalid = ("mock_invalid", 500, "Invalid mock"),
+    /// The sync biz type is offline: it accepts no orders and delivers nothing.
+    BizTypeOffline = ("biz_type_offline", 409, "Biz type offline"),
+    /// The WebSocket upgrade request is not valid (RFC 6455 handshake).
+    UpgradeRequired = ("upgrade_required", 426, "Upgrade required"),
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod gateway_signing;
 pub mod signing;
 pub mod switches;
+pub mod sync;
 pub mod time;
 
 pub use error::{ErrorCode, Problem};

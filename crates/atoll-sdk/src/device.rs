@@ -389,6 +389,54 @@ impl DeviceClient {
         Ok((check(response).await?, state))
     }
 
+    /// The five signature headers of a request, for transports that do not go
+    /// through [`DeviceClient::send_raw`] (the device connection's upgrade).
+    pub fn signature_headers(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Vec<(String, String)> {
+        let timestamp = now_secs() + self.clock_offset_secs.load(Ordering::Relaxed);
+        let nonce = random_nonce();
+        let signature = signing::sign(
+            &self.config.app_secret,
+            &SignedParts {
+                app_key: &self.config.app_key,
+                device_id: &self.device_id,
+                method,
+                path,
+                query,
+                timestamp,
+                nonce: &nonce,
+                body,
+            },
+        );
+        vec![
+            (
+                signing::HEADER_APP_KEY.to_owned(),
+                self.config.app_key.clone(),
+            ),
+            (signing::HEADER_DEVICE_ID.to_owned(), self.device_id.clone()),
+            (signing::HEADER_TIMESTAMP.to_owned(), timestamp.to_string()),
+            (signing::HEADER_NONCE.to_owned(), nonce),
+            (signing::HEADER_SIGNATURE.to_owned(), signature),
+        ]
+    }
+
+    /// Learns the server's clock after it reported a skew.
+    pub(crate) async fn correct_clock(&self) -> bool {
+        match self.server_time_secs().await {
+            Some(server_secs) => {
+                self.clock_offset_secs
+                    .store(server_secs - now_secs(), Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The server's clock, read from the `Date` header of a cheap request.
     async fn server_time_secs(&self) -> Option<i64> {
         let response = self

@@ -15,6 +15,8 @@
 //!   maps the web container's URLs to their local files.
 //! - [`DeviceClient::call`] and [`DeviceClient::call_encrypted`] call an app's
 //!   backends through the mobile gateway ([`gateway`]).
+//! - [`SyncClient`] keeps the device connection: real-time data per biz type,
+//!   in order, deduplicated, resumed from persisted cursors ([`sync`]).
 //! - [`AdminClient`] speaks the admin API with a bearer token; the CLI and app
 //!   backends use it.
 //! - [`backend::verify_forwarded`] lets a Rust backend check that a request
@@ -30,6 +32,7 @@ mod admin_analytics;
 mod admin_delivery;
 mod admin_gateway;
 mod admin_switches;
+mod admin_sync;
 pub mod backend;
 mod device;
 mod error;
@@ -37,6 +40,7 @@ pub mod gateway;
 pub mod offline;
 mod retry;
 pub mod switches;
+pub mod sync;
 pub mod tracker;
 pub mod updates;
 
@@ -50,5 +54,6 @@ pub use gateway::GatewayResponse;
 pub use offline::{OfflineLimits, OfflinePackages};
 pub use retry::RetryPolicy;
 pub use switches::Switches;
+pub use sync::{SyncClient, SyncDatum, SyncEvent, SyncOptions, SyncStatus};
 pub use tracker::{Tracker, TrackerConfig};
 pub use updates::{Progress, Updater, UpdaterConfig, VerifiedFile};

@@ -16,6 +16,7 @@ mod gateway;
 mod lists;
 mod members;
 mod switches;
+mod sync;
 mod tokens;
 mod workspaces;
 
@@ -147,5 +148,16 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(gateway::test_call))
         .routes(routes!(gateway::list_keys))
         .routes(routes!(gateway::rotate_keys))
+        .routes(routes!(sync::list_biz_types, sync::create_biz_type))
+        .routes(routes!(
+            sync::get_biz_type,
+            sync::put_biz_type,
+            sync::delete_biz_type
+        ))
+        .routes(routes!(sync::send_order))
+        .routes(routes!(sync::send_global_order))
+        .routes(routes!(sync::stats))
+        .routes(routes!(sync::online))
+        .routes(routes!(sync::device_state))
         .split_for_parts()
 }

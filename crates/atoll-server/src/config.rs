@@ -38,6 +38,45 @@ pub struct Config {
     pub delivery: DeliverySettings,
     /// The mobile gateway (`/gw/v1`).
     pub gateway: GatewayOptions,
+    /// Real-time sync and the device connection (`/device/v1/connect`).
+    pub sync: SyncOptions,
+}
+
+/// Sync and device connection settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncOptions {
+    /// This node's name in the console; empty for the host name.
+    pub node_name: String,
+    /// How often clients ping (seconds).
+    pub heartbeat_secs: u64,
+    /// A connection silent this long is closed (seconds).
+    pub idle_timeout_secs: u64,
+    /// Unacknowledged data is delivered again after this long (seconds).
+    pub ack_timeout_secs: u64,
+    /// A connection whose writes stall this long is cut off (seconds).
+    pub write_timeout_secs: u64,
+    /// Bytes queued for one connection before it is cut off as too slow.
+    pub outbox_max_bytes: usize,
+    /// Data in flight per stream before waiting for acknowledgements.
+    pub window: u64,
+    /// Device connections per node.
+    pub max_connections: usize,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            node_name: String::new(),
+            heartbeat_secs: 30,
+            idle_timeout_secs: 90,
+            ack_timeout_secs: 30,
+            write_timeout_secs: 10,
+            outbox_max_bytes: 1 << 20,
+            window: 64,
+            max_connections: 200_000,
+        }
+    }
 }
 
 /// Gateway settings.
@@ -203,6 +242,7 @@ impl Default for Config {
             analytics: AnalyticsConfig::default(),
             delivery: DeliverySettings::default(),
             gateway: GatewayOptions::default(),
+            sync: SyncOptions::default(),
         }
     }
 }

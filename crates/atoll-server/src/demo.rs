@@ -450,3 +450,50 @@ pub async fn seed_gateway(
     }
     Ok(true)
 }
+
+/// Sync demo data: three biz types (a user's order status with multi-device
+/// history, a device lock, global announcements) and an announcement, so the
+/// console's sync page and a first device have something to show. Skipped
+/// when the app has biz types.
+pub async fn seed_sync(
+    platform: &PlatformService,
+    sync: &std::sync::Arc<atoll_sync::SyncService>,
+    info: &DemoInfo,
+) -> anyhow::Result<bool> {
+    use atoll_protocol::sync::*;
+    let principal = demo_principal(platform).await?;
+    let (workspace, app) = (&info.workspace, &info.app.app_key);
+    if !sync
+        .list_biz_types(&principal, workspace, app)
+        .await?
+        .is_empty()
+    {
+        return Ok(false);
+    }
+    let specs = [
+        json!({"id": "ORDER-STATUS", "dimension": "user", "multi_device": true,
+               "description": "Order updates on every device of the buyer"}),
+        json!({"id": "DEVICE-LOCK", "dimension": "device", "backlog_threshold": 1,
+               "description": "Lock or unlock one device; only the newest state matters"}),
+        json!({"id": "ANNOUNCEMENTS", "dimension": "device", "global_allowed": true, "retention_days": 7,
+               "description": "Shop-wide notices, stored once for every device"}),
+    ];
+    for spec in specs {
+        sync.create_biz_type(&principal, workspace, app, serde_json::from_value(spec)?)
+            .await?;
+    }
+    sync.send_global(
+        &principal,
+        workspace,
+        app,
+        &GlobalSyncOrder {
+            biz_type: "ANNOUNCEMENTS".into(),
+            third_msg_id: "welcome".into(),
+            payload: r#"{"title":"Welcome to the demo shop"}"#.into(),
+            valid_seconds: None,
+            filter: DeliveryFilter::default(),
+        },
+    )
+    .await?;
+    Ok(true)
+}

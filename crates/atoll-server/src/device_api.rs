@@ -63,12 +63,19 @@ async fn bind(
     State(state): State<AppState>,
     signed: Signed<BindRequest>,
 ) -> ApiResult<Json<BindingResponse>> {
-    Ok(Json(
-        state
-            .platform
-            .bind_user(&signed.caller, &signed.body.user_id)
-            .await?,
-    ))
+    let bound = state
+        .platform
+        .bind_user(&signed.caller, &signed.body.user_id)
+        .await?;
+    state
+        .sync
+        .binding_changed(
+            &signed.caller.app_id,
+            &signed.caller.device_id,
+            bound.user_id.as_deref(),
+        )
+        .await;
+    Ok(Json(bound))
 }
 
 /// `unbind` takes no fields; an empty body or `{}` both work.
@@ -80,7 +87,12 @@ async fn unbind(
     State(state): State<AppState>,
     signed: Signed<Empty>,
 ) -> ApiResult<Json<BindingResponse>> {
-    Ok(Json(state.platform.unbind_user(&signed.caller).await?))
+    let unbound = state.platform.unbind_user(&signed.caller).await?;
+    state
+        .sync
+        .binding_changed(&signed.caller.app_id, &signed.caller.device_id, None)
+        .await;
+    Ok(Json(unbound))
 }
 
 async fn push_token(

@@ -8,12 +8,11 @@
 //! APIs that do not require a signature. The per-app device rate limit does not
 //! apply here: the gateway has its own limits per app, API and device.
 
-use crate::http::body::{decode_body, read_bounded, Signed};
+use crate::http::body::{decode_body, header_text, read_bounded, signature_headers, Signed};
 use crate::http::error::current_request_id;
 use crate::http::{ApiError, ApiResult};
 use crate::state::AppState;
 use atoll_gateway::{CallFailure, CallRequest, Caller};
-use atoll_platform::SignatureHeaders;
 use atoll_protocol::gateway::{self as wire, GatewayKey, HEADER_OPERATION_TYPE};
 use atoll_protocol::{signing, ErrorCode};
 use axum::body::Body;
@@ -40,13 +39,6 @@ async fn keys(
     signed: Signed<Empty>,
 ) -> ApiResult<Json<Vec<GatewayKey>>> {
     Ok(Json(state.gateway.device_keys(&signed.caller).await?))
-}
-
-fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
 }
 
 /// The operation type header, checked against the naming rule before anything
@@ -97,13 +89,7 @@ async fn run(state: &AppState, request: Request<Body>) -> Result<Response, Respo
     let raw = read_bounded(body, limits.max_body_bytes, declared)
         .await
         .map_err(IntoResponse::into_response)?;
-    let signature_headers = SignatureHeaders {
-        app_key: header_text(&parts.headers, signing::HEADER_APP_KEY),
-        device_id: header_text(&parts.headers, signing::HEADER_DEVICE_ID),
-        timestamp: header_text(&parts.headers, signing::HEADER_TIMESTAMP),
-        nonce: header_text(&parts.headers, signing::HEADER_NONCE),
-        signature: header_text(&parts.headers, signing::HEADER_SIGNATURE),
-    };
+    let signature_headers = signature_headers(&parts.headers);
     let verifier = state.platform.verifier();
     let caller = if signature_headers.signature.is_some() {
         let device = verifier

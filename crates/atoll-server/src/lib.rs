@@ -9,6 +9,7 @@ mod api;
 pub mod config;
 pub mod demo;
 mod device_api;
+mod device_connection;
 mod downloads;
 mod gateway_call;
 mod http;
@@ -209,7 +210,7 @@ impl Node {
         let analytics = Arc::new(AnalyticsService::new(
             platform.clone(),
             events,
-            clock,
+            clock.clone(),
             IngestLimits {
                 max_events: config.analytics.max_events_per_batch,
                 max_attributes: config.analytics.max_attributes,
@@ -218,7 +219,34 @@ impl Node {
                 ..IngestLimits::default()
             },
         ));
+        let sync_options = &config.sync;
+        let node_name = if sync_options.node_name.is_empty() {
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "node-1".to_owned())
+        } else {
+            sync_options.node_name.clone()
+        };
+        let bus: Arc<dyn atoll_store::Bus> = Arc::new(atoll_store::MemoryBus::new());
+        let sync = atoll_sync::SyncService::start(
+            platform.clone(),
+            clock.clone(),
+            bus,
+            atoll_sync::SyncSettings {
+                hub: atoll_sync::HubSettings {
+                    node: node_name,
+                    heartbeat: Duration::from_secs(sync_options.heartbeat_secs.max(1)),
+                    idle_timeout: Duration::from_secs(sync_options.idle_timeout_secs.max(2)),
+                    ack_timeout: Duration::from_secs(sync_options.ack_timeout_secs.max(1)),
+                    write_timeout: Duration::from_secs(sync_options.write_timeout_secs.max(1)),
+                    outbox_max_bytes: sync_options.outbox_max_bytes.max(16 * 1024),
+                    window: sync_options.window.max(1),
+                    max_connections: sync_options.max_connections,
+                },
+            },
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot start sync: {error}"))?;
         let state = AppState {
+            sync,
             analytics,
             switches,
             lists,
@@ -281,6 +309,11 @@ impl Node {
         &self.state.gateway
     }
 
+    /// The sync service (for seeding demo data).
+    pub fn sync(&self) -> &Arc<atoll_sync::SyncService> {
+        &self.state.sync
+    }
+
     /// The data folder.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.data_dir
@@ -300,6 +333,7 @@ impl Node {
             self.state.delivery.clone(),
             self.state.lists.clone(),
             self.state.gateway.clone(),
+            self.state.sync.clone(),
         ));
         Router::new()
             .merge(api.layer(axum::extract::DefaultBodyLimit::max(
@@ -307,6 +341,7 @@ impl Node {
             )))
             .merge(device_api::router())
             .merge(gateway_call::router())
+            .merge(device_connection::router())
             .merge(downloads::router())
             .merge(ops::router(Arc::new(openapi)))
             .with_state(self.state.clone())
@@ -354,6 +389,9 @@ impl Node {
             () = shutdown => {
                 tracing::info!("shutdown requested: draining in-flight requests");
                 stop.cancel();
+                // Device connections are not HTTP requests: tell them to
+                // reconnect elsewhere, and save their cursors.
+                self.state.sync.shutdown(Duration::from_secs(5)).await;
                 let drain = Duration::from_secs(self.state.config.http.drain_timeout_secs);
                 match tokio::time::timeout(drain, &mut server).await {
                     Ok(outcome) => outcome.context("server task failed")?,

@@ -35,6 +35,8 @@ pub struct AppState {
     pub delivery: Arc<DeliveryService>,
     /// The mobile gateway.
     pub gateway: Arc<Gateway>,
+    /// Real-time data sync and the device connections.
+    pub sync: Arc<atoll_sync::SyncService>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -51,6 +51,9 @@ enum Command {
     /// The mobile gateway: groups (backends), APIs, tests, OpenAPI, keys.
     #[command(subcommand)]
     Gateway(crate::gateway_cli::GatewayCommand),
+    /// Real-time sync: biz types, orders, online devices, cursors.
+    #[command(subcommand)]
+    Sync(crate::sync_cli::SyncCommand),
     /// Simulate devices using an app (sessions, pages, a purchase funnel) through the device API.
     Sim(SimArgs),
 }
@@ -423,6 +426,7 @@ async fn serve(args: ServeArgs, demo_devices: Option<u64>) -> anyhow::Result<()>
             demo::seed_switches(node.platform(), node.switches(), &info).await?;
             demo::seed_delivery(node.platform(), node.lists(), node.delivery(), &info).await?;
             demo::seed_gateway(node.platform(), node.gateway(), &info).await?;
+            demo::seed_sync(node.platform(), node.sync(), &info).await?;
         }
         if seeded > 0 {
             tracing::info!(
@@ -491,6 +495,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Release(command) => crate::release_cli::run(command).await,
         Command::Lists(command) => crate::release_cli::run_lists(command).await,
         Command::Gateway(command) => crate::gateway_cli::run(command).await,
+        Command::Sync(command) => crate::sync_cli::run(command).await,
         Command::Demo(demo_args) => serve(demo_args.serve, Some(demo_args.demo_devices)).await,
         Command::Login(login) => {
             let token = match login.token {

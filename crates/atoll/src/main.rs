@@ -8,6 +8,7 @@ mod output;
 mod release_cli;
 mod sim;
 mod switch_cli;
+mod sync_cli;
 
 use clap::Parser;
 

@@ -13,6 +13,7 @@ pub mod devices;
 pub mod gateway;
 pub mod members;
 pub mod switches;
+pub mod sync;
 pub mod tokens;
 pub mod workspaces;
 

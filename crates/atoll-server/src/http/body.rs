@@ -84,11 +84,22 @@ pub struct Signed<T> {
     pub body: T,
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned)
+}
+
+/// The device signature headers of a request.
+pub(crate) fn signature_headers(headers: &HeaderMap) -> SignatureHeaders {
+    SignatureHeaders {
+        app_key: header_text(headers, signing::HEADER_APP_KEY),
+        device_id: header_text(headers, signing::HEADER_DEVICE_ID),
+        timestamp: header_text(headers, signing::HEADER_TIMESTAMP),
+        nonce: header_text(headers, signing::HEADER_NONCE),
+        signature: header_text(headers, signing::HEADER_SIGNATURE),
+    }
 }
 
 /// Inflates `body` according to `Content-Encoding`, refusing to produce more than
@@ -148,13 +159,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Signed<T> {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<usize>().ok());
         let raw = read_bounded(body, limits.max_body_bytes, declared).await?;
-        let headers = SignatureHeaders {
-            app_key: header_text(&parts.headers, signing::HEADER_APP_KEY),
-            device_id: header_text(&parts.headers, signing::HEADER_DEVICE_ID),
-            timestamp: header_text(&parts.headers, signing::HEADER_TIMESTAMP),
-            nonce: header_text(&parts.headers, signing::HEADER_NONCE),
-            signature: header_text(&parts.headers, signing::HEADER_SIGNATURE),
-        };
+        let headers = signature_headers(&parts.headers);
         let caller = state
             .platform
             .verifier()

@@ -112,7 +112,8 @@ module_errors!(
     atoll_switches,
     atoll_delivery,
     atoll_lists,
-    atoll_gateway
+    atoll_gateway,
+    atoll_sync
 );
 
 impl IntoResponse for ApiError {

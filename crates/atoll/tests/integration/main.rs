@@ -12,4 +12,5 @@ mod ops;
 mod signatures;
 mod support;
 mod switches;
+mod sync;
 mod tenancy;

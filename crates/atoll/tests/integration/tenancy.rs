@@ -162,8 +162,19 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
             "/api/v1/workspaces/{workspace}/apps/{app}/gateway/apis/{operation_type}/disable",
         )
         | ("delete", "/api/v1/workspaces/{workspace}/apps/{app}/gateway/groups/{name}")
-        | ("delete", "/api/v1/workspaces/{workspace}/apps/{app}/gateway/apis/{operation_type}") => {
+        | ("delete", "/api/v1/workspaces/{workspace}/apps/{app}/gateway/apis/{operation_type}")
+        | ("delete", "/api/v1/workspaces/{workspace}/apps/{app}/sync/biz-types/{id}") => {
             return None
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/sync/biz-types")
+        | ("put", "/api/v1/workspaces/{workspace}/apps/{app}/sync/biz-types/{id}") => {
+            json!({"id": "MATRIX", "dimension": "user"})
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/sync/orders") => {
+            json!({"biz_type": "MATRIX", "link_token": "u1", "third_msg_id": "t1", "payload": "p"})
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/sync/orders/global") => {
+            json!({"biz_type": "MATRIX", "third_msg_id": "t1", "payload": "p"})
         }
         (method, path) => panic!("no example body for {method} {path}: add one to the matrix"),
     };
