@@ -254,3 +254,82 @@ async fn the_cli_sets_up_and_tries_a_gateway_api() {
     let (ok, stdout, _) = atoll(&server, &config, &["gateway", "keys"]);
     assert!(ok && stdout.contains("x25519-aes256gcm"), "{stdout}");
 }
+
+#[tokio::test]
+async fn the_cli_creates_biz_types_and_sends_sync_orders() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("credentials.toml");
+    let password = server.demo.password.clone();
+    let login = [
+        "login",
+        "--email",
+        "admin@demo.atoll",
+        "--password",
+        &password,
+    ];
+    assert!(atoll(&server, &config, &login).0);
+    let app = server.demo.app_key.clone();
+    let run = |args: &[&str]| {
+        let mut all = vec!["sync"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--app", &app]);
+        atoll(&server, &config, &all)
+    };
+    let (ok, stdout, stderr) = run(&["create", "ORDER-STATUS", "--for", "user", "--multi-device"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("ORDER-STATUS"), "{stdout}");
+    let (ok, _, stderr) = run(&[
+        "create",
+        "NEWS",
+        "--for",
+        "device",
+        "--global",
+        "--keep-newest",
+        "10",
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = run(&[
+        "send",
+        "ORDER-STATUS",
+        r#"{"order":42}"#,
+        "--to",
+        "alice",
+        "--id",
+        "o-42",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("OK") && stdout.contains("u:alice"),
+        "{stdout}"
+    );
+    let (ok, stdout, _) = run(&[
+        "send",
+        "ORDER-STATUS",
+        r#"{"order":42}"#,
+        "--to",
+        "alice",
+        "--id",
+        "o-42",
+    ]);
+    assert!(ok && stdout.contains("DUPLICATED_BIZ_ID"), "{stdout}");
+    let (ok, stdout, stderr) = run(&["send", "NEWS", "hello", "--global"]);
+    assert!(ok && stdout.contains(" g "), "{stdout}{stderr}");
+    let (ok, stdout, _) = run(&["list"]);
+    assert!(ok);
+    let order_status = stdout
+        .lines()
+        .find(|line| line.starts_with("ORDER-STATUS"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        order_status.contains("user") && order_status.contains("online"),
+        "{order_status}"
+    );
+    let (ok, _, stderr) = run(&["state", "NEWS", "offline"]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = run(&["send", "NEWS", "again", "--global"]);
+    assert!(!ok);
+    assert!(stderr.contains("biz_type_offline"), "{stderr}");
+    let (ok, _, stderr) = run(&["create", "bad_id"]);
+    assert!(!ok && stderr.contains("validation_failed"), "{stderr}");
+}

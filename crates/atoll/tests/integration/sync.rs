@@ -830,3 +830,51 @@ async fn shutdown_tells_connected_devices_to_reconnect_elsewhere() {
     .unwrap();
     assert!(status.success(), "clean exit: {status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_lingers_in_the_background_then_reconnects_in_the_foreground() {
+    let server = TestServer::start().await;
+    let app = server.demo.app_key.clone();
+    let admin = setup(&server, &[biz("DEVICE-LOCK", Dimension::Device)]).await;
+    let phone = Phone::start(
+        &server,
+        &["DEVICE-LOCK"],
+        SyncOptions {
+            background_linger: Duration::from_millis(800),
+            ..SyncOptions::default()
+        },
+    )
+    .await;
+    let device_id = phone.device.device_id().to_owned();
+    phone.connect().await;
+    phone.sync.app_to_background();
+    // Still connected during the linger, closed after it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(phone.sync.status().connected);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while phone.sync.status().connected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!phone.sync.status().connected, "closed after the linger");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while admin.sync_online(WS, &app, 10).await.unwrap().total > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(admin.sync_online(WS, &app, 10).await.unwrap().total, 0);
+    // Sent while in the background; received on return to the foreground.
+    admin
+        .send_sync(
+            WS,
+            &app,
+            &order("DEVICE-LOCK", &device_id, "lock-1", "locked"),
+        )
+        .await
+        .unwrap();
+    phone.sync.app_to_foreground();
+    assert!(phone.sync.wait_connected(Duration::from_secs(10)).await);
+    assert_eq!(
+        phone.wait_for("DEVICE-LOCK", 1).await,
+        vec![(1, "locked".into())]
+    );
+    assert_eq!(phone.sync.status().connects, 2);
+}
