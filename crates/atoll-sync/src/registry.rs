@@ -98,13 +98,14 @@ impl SyncService {
             .platform
             .authorize_app(principal, slug, app_key, Requirement::READ)
             .await?;
-        let rows = sqlx::query(
-            "SELECT spec, created_at, updated_at FROM sync_biz_types WHERE app_id = $1 ORDER BY id",
-        )
-        .bind(&access.app_id)
-        .fetch_all(self.platform.store().pool())
-        .await?;
-        rows.iter().map(row_to_biz_type).collect()
+        let mut types: Vec<BizType> = self
+            .biz_types_of(&access.app_id)
+            .await?
+            .values()
+            .cloned()
+            .collect();
+        types.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
+        Ok(types)
     }
 
     /// One biz type.

@@ -277,15 +277,6 @@ fn query_of(fields: &Fields) -> GatewayQuery {
     }
 }
 
-fn number(fields: &Fields, name: &str) -> Result<Option<u32>, Error> {
-    non_blank(fields.get(name))
-        .map(|text| {
-            text.parse::<u32>()
-                .map_err(|_| Error::Validation(format!("{name}: a whole number")))
-        })
-        .transpose()
-}
-
 /// `POST /w/{ws}/gateway/groups`: a new group; the page shows its secret once.
 pub async fn create_group(
     State(state): State<ConsoleState>,
@@ -300,7 +291,7 @@ pub async fn create_group(
         let spec = ApiGroupSpec {
             name: fields.get("name").trim().to_owned(),
             base_url: fields.get("base_url").trim().to_owned(),
-            timeout_ms: number(&fields, "timeout_ms")?,
+            timeout_ms: fields.number("timeout_ms")?,
             headers_add: BTreeMap::new(),
             headers_remove: Vec::new(),
             tls_verify: fields.get("tls_verify") == "on",
@@ -393,7 +384,7 @@ pub async fn create_api(
             method: HttpMethod::parse(fields.get("method"))
                 .ok_or_else(|| Error::Validation("method: choose one".into()))?,
             path: fields.get("path").trim().to_owned(),
-            timeout_ms: number(&fields, "timeout_ms")?,
+            timeout_ms: fields.number("timeout_ms")?,
             retries: 0,
             require_signature: fields.get("require_signature") == "on",
             require_encryption: fields.get("require_encryption") == "on",
@@ -404,8 +395,8 @@ pub async fn create_api(
             request_schema: None,
             response_schema: None,
             rate_limit: RateLimitSpec {
-                qps: number(&fields, "qps")?,
-                per_device_qps: number(&fields, "per_device_qps")?,
+                qps: fields.number("qps")?,
+                per_device_qps: fields.number("per_device_qps")?,
             },
             cache: None,
             mock: None,

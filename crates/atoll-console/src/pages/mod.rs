@@ -47,6 +47,17 @@ impl Fields {
             .map_or("", |(_, value)| value.as_str())
     }
 
+    /// An optional whole-number field: blank is `None`, anything else must parse.
+    pub fn number(&self, name: &str) -> Result<Option<u32>, atoll_platform::Error> {
+        non_blank(self.get(name))
+            .map(|text| {
+                text.parse::<u32>().map_err(|_| {
+                    atoll_platform::Error::Validation(format!("{name}: a whole number"))
+                })
+            })
+            .transpose()
+    }
+
     /// Every value of `name`, in order.
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.0

@@ -197,15 +197,6 @@ async fn done_or_refused(
     }
 }
 
-fn number(fields: &Fields, name: &str) -> Result<Option<u32>, Error> {
-    non_blank(fields.get(name))
-        .map(|text| {
-            text.parse::<u32>()
-                .map_err(|_| Error::Validation(format!("{name}: a whole number")))
-        })
-        .transpose()
-}
-
 /// `POST /w/{ws}/sync/biz-types`: a new biz type.
 pub async fn create_biz_type(
     State(state): State<ConsoleState>,
@@ -226,10 +217,12 @@ pub async fn create_biz_type(
             description: fields.get("description").trim().to_owned(),
             dimension,
             persistent: fields.get("persistent") == "on",
-            backlog_threshold: number(&fields, "backlog_threshold")?,
+            backlog_threshold: fields.number("backlog_threshold")?,
             multi_device: fields.get("multi_device") == "on",
             global_allowed: fields.get("global_allowed") == "on",
-            retention_days: number(&fields, "retention_days")?.unwrap_or(DEFAULT_RETENTION_DAYS),
+            retention_days: fields
+                .number("retention_days")?
+                .unwrap_or(DEFAULT_RETENTION_DAYS),
             user_consistency: fields.get("user_consistency") == "on",
             enabled: true,
         };
