@@ -202,7 +202,7 @@ pub struct Conn {
     /// Internal app id.
     pub app_id: Arc<str>,
     /// The device.
-    pub device_id: Box<str>,
+    pub device_id: Arc<str>,
     /// The user the connection was opened for (bound at connect).
     pub user_id: Option<Box<str>>,
     /// What delivery filters look at.
@@ -512,12 +512,14 @@ impl Hub {
         self.gone.notify_waiters();
     }
 
-    fn save_cursor(&self, app_id: &str, device_id: &str, stream: &StreamState) {
+    /// Remembers a stream's sync point for the next batch write (shared
+    /// names, no copies: an acknowledgement costs a map insert).
+    fn save_cursor(&self, app_id: &Arc<str>, device_id: &Arc<str>, stream: &StreamState) {
         let key = CursorKey {
-            app_id: app_id.to_owned(),
-            device_id: device_id.to_owned(),
-            biz_type: stream.biz.to_string(),
-            stream: stream.stream.to_string(),
+            app_id: app_id.clone(),
+            device_id: device_id.clone(),
+            biz_type: stream.biz.clone(),
+            stream: stream.stream.clone(),
         };
         let mut cursors = self.cursors.lock();
         cursors.insert(key, (stream.acked, stream.attempts));

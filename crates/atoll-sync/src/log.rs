@@ -13,6 +13,7 @@ use crate::{Error, Result};
 use atoll_protocol::sync::DeliveryFilter;
 use atoll_store::MetaStore;
 use sqlx::Row;
+use std::sync::Arc;
 
 /// A datum to append.
 #[derive(Debug, Clone)]
@@ -107,13 +108,13 @@ pub struct CursorRow {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CursorKey {
     /// Internal app id.
-    pub app_id: String,
+    pub app_id: Arc<str>,
     /// Device id.
-    pub device_id: String,
+    pub device_id: Arc<str>,
     /// Biz type id.
-    pub biz_type: String,
+    pub biz_type: Arc<str>,
     /// Stream.
-    pub stream: String,
+    pub stream: Arc<str>,
 }
 
 fn to_u64(value: i64) -> u64 {
@@ -366,10 +367,10 @@ impl SyncLog {
                  acked = CASE WHEN excluded.acked >= sync_cursors.acked THEN excluded.acked ELSE sync_cursors.acked END, \
                  updated_at = excluded.updated_at",
             )
-            .bind(&key.app_id)
-            .bind(&key.device_id)
-            .bind(&key.biz_type)
-            .bind(&key.stream)
+            .bind(&*key.app_id)
+            .bind(&*key.device_id)
+            .bind(&*key.biz_type)
+            .bind(&*key.stream)
             .bind(to_i64(*acked))
             .bind(i32::try_from(*attempts).unwrap_or(i32::MAX))
             .bind(now)

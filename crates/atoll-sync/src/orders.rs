@@ -531,10 +531,10 @@ impl SyncService {
                     // skip what is sent in between. The other starts come out
                     // the same when computed again.
                     let key = crate::log::CursorKey {
-                        app_id: conn.app_id.to_string(),
-                        device_id: conn.device_id.to_string(),
-                        biz_type: spec.id.clone(),
-                        stream: stream.to_owned(),
+                        app_id: conn.app_id.clone(),
+                        device_id: conn.device_id.clone(),
+                        biz_type: spec.id.as_str().into(),
+                        stream: stream.into(),
                     };
                     self.log
                         .save_cursors(&[(key, start.cursor, 0)], self.clock.now_ms())

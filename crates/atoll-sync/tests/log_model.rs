@@ -167,8 +167,8 @@ async fn run_case(store: &MetaStore, case: usize, ops: &[Op]) -> Result<(), Test
             } => {
                 let (name, _) = STREAMS[*stream];
                 let key = CursorKey {
-                    app_id: app_id.clone(),
-                    device_id: format!("dev{device}"),
+                    app_id: app_id.as_str().into(),
+                    device_id: format!("dev{device}").into(),
                     biz_type: "B".into(),
                     stream: name.into(),
                 };
