@@ -214,7 +214,11 @@ async fn handle_frame(service: &Arc<SyncService>, conn: &Arc<Conn>, text: &[u8])
     };
     match frame {
         ClientFrame::Subscribe { subs, user_id } => {
-            if let Err(error) = service.subscribe(conn, &subs, user_id.as_deref()).await {
+            // Boxed: the subscription's store queries are the biggest future
+            // of a connection, and only live while it runs; inline, every idle
+            // connection's task would carry their size.
+            let subscribing = Box::pin(service.subscribe(conn, &subs, user_id.as_deref()));
+            if let Err(error) = subscribing.await {
                 tracing::warn!(%error, "sync subscribe failed");
                 let code = error.code();
                 conn.push(error_frame(code.as_str(), error.to_string()));

@@ -117,6 +117,9 @@ pub struct CursorKey {
     pub stream: Arc<str>,
 }
 
+/// Cursor rows per `INSERT` (7 parameters each, well under every backend's limit).
+const CURSORS_PER_STATEMENT: usize = 200;
+
 fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
@@ -358,24 +361,46 @@ impl SyncLog {
             return Ok(());
         }
         let mut tx = self.store.begin_write().await?;
-        for (key, acked, attempts) in cursors {
-            sqlx::query(
-                "INSERT INTO sync_cursors (app_id, device_id, biz_type, stream, acked, attempts, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (app_id, device_id, biz_type, stream) DO UPDATE SET \
+        // Many rows per statement: a fan-out brings one acknowledgement per
+        // device, and a statement per row would cost more than the delivery.
+        for chunk in cursors.chunks(CURSORS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO sync_cursors (app_id, device_id, biz_type, stream, acked, attempts, updated_at) VALUES ",
+            );
+            for index in 0..chunk.len() {
+                let base = index * 7;
+                if index > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    base + 1,
+                    base + 2,
+                    base + 3,
+                    base + 4,
+                    base + 5,
+                    base + 6,
+                    base + 7
+                ));
+            }
+            sql.push_str(
+                " ON CONFLICT (app_id, device_id, biz_type, stream) DO UPDATE SET \
                  attempts = CASE WHEN excluded.acked >= sync_cursors.acked THEN excluded.attempts ELSE sync_cursors.attempts END, \
                  acked = CASE WHEN excluded.acked >= sync_cursors.acked THEN excluded.acked ELSE sync_cursors.acked END, \
                  updated_at = excluded.updated_at",
-            )
-            .bind(&*key.app_id)
-            .bind(&*key.device_id)
-            .bind(&*key.biz_type)
-            .bind(&*key.stream)
-            .bind(to_i64(*acked))
-            .bind(i32::try_from(*attempts).unwrap_or(i32::MAX))
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+            );
+            let mut query = sqlx::query(&sql);
+            for (key, acked, attempts) in chunk {
+                query = query
+                    .bind(&*key.app_id)
+                    .bind(&*key.device_id)
+                    .bind(&*key.biz_type)
+                    .bind(&*key.stream)
+                    .bind(to_i64(*acked))
+                    .bind(i32::try_from(*attempts).unwrap_or(i32::MAX))
+                    .bind(now);
+            }
+            query.execute(&mut **tx).await?;
         }
         tx.commit().await?;
         Ok(())

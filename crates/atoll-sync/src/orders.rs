@@ -448,12 +448,7 @@ impl SyncService {
                 names.push(GLOBAL_STREAM.to_owned());
             }
             for stream in names {
-                let start = self.start_of(conn, biz_type, &stream, sub).await?;
-                let head = if spec.persistent {
-                    self.log.bounds(&conn.app_id, &spec.id, &stream).await?.head
-                } else {
-                    0
-                };
+                let (start, head) = self.start_of(conn, biz_type, &stream, sub).await?;
                 streams.push(StreamStart {
                     biz: spec.id.clone(),
                     stream: stream.clone(),
@@ -479,7 +474,7 @@ impl SyncService {
         biz_type: &BizType,
         stream: &str,
         sub: &BizSubscription,
-    ) -> Result<StreamStartState> {
+    ) -> Result<(StreamStartState, u64)> {
         let spec = &biz_type.spec;
         let mut start = StreamStartState {
             biz: spec.id.clone(),
@@ -489,8 +484,9 @@ impl SyncService {
             attempts: 0,
         };
         if !spec.persistent {
-            return Ok(start);
+            return Ok((start, 0));
         }
+        let bounds = self.log.bounds(&conn.app_id, &spec.id, stream).await?;
         let client = sub
             .cursors
             .iter()
@@ -511,7 +507,6 @@ impl SyncService {
                 start.attempts = attempts;
             }
             (None, None) => {
-                let bounds = self.log.bounds(&conn.app_id, &spec.id, stream).await?;
                 let own_stream = spec.dimension == Dimension::Device && stream != GLOBAL_STREAM;
                 let only_new = spec.dimension == Dimension::User
                     && stream != GLOBAL_STREAM
@@ -542,7 +537,7 @@ impl SyncService {
                 }
             }
         }
-        Ok(start)
+        Ok((start, bounds.head))
     }
 
     /// Applies an acknowledgement from a connection.
