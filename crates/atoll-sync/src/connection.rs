@@ -52,10 +52,9 @@ fn control_frame(opcode: Opcode, payload: &[u8]) -> Bytes {
 }
 
 fn close_frame(code: u16, reason: &str) -> Bytes {
-    let mut payload = Vec::with_capacity(2 + reason.len());
-    payload.extend_from_slice(&code.to_be_bytes());
-    payload.extend_from_slice(reason.as_bytes());
-    control_frame(Opcode::Close, &payload)
+    let mut out = BytesMut::with_capacity(4 + reason.len());
+    atoll_ws::frame::encode_close(code, reason, None, &mut out);
+    out.freeze()
 }
 
 fn error_frame(code: &str, detail: impl Into<String>) -> Bytes {

@@ -19,7 +19,7 @@
 //! seconds for idle timeouts, write deadlines and acknowledgement timeouts.
 
 use crate::filter::{CompiledFilter, DeviceTraits};
-use crate::log::{CursorKey, StoredDatum};
+use crate::log::{CursorKey, StoredDatum, StreamBounds};
 use crate::stats::Counter;
 use crate::SyncService;
 use atoll_protocol::sync::{ServerFrame, MAX_REDELIVERIES};
@@ -135,6 +135,17 @@ pub(crate) struct StreamState {
     waiting_since: u32,
 }
 
+impl StreamState {
+    /// Records that `seq` went to the outbox at hub second `now`; the
+    /// acknowledgement clock starts with the oldest unacknowledged delivery.
+    fn delivered_up_to(&mut self, seq: u64, now: u32) {
+        self.delivered = seq;
+        if self.waiting_since == 0 {
+            self.waiting_since = now.max(1);
+        }
+    }
+}
+
 /// A stream to follow, with where to start.
 #[derive(Debug, Clone)]
 pub struct StreamStartState {
@@ -148,6 +159,9 @@ pub struct StreamStartState {
     pub cursor: u64,
     /// Unacknowledged deliveries of the next datum so far.
     pub attempts: u32,
+    /// The stream's bounds as read for this start, so the first catch-up
+    /// does not read them again.
+    pub bounds: StreamBounds,
 }
 
 /// Frames waiting to be written, bounded in bytes.
@@ -608,13 +622,13 @@ impl Hub {
                     waiting_since: 0,
                 });
                 if start.persistent {
-                    to_catch_up.push((biz, stream));
+                    to_catch_up.push((biz, stream, start.bounds));
                 }
             }
         }
         conn.wake.notify_one();
-        for (biz, stream) in to_catch_up {
-            self.spawn_catch_up(service, conn, biz, stream);
+        for (biz, stream, bounds) in to_catch_up {
+            self.spawn_catch_up_from(service, conn, biz, stream, Some(bounds));
         }
     }
 
@@ -625,10 +639,24 @@ impl Hub {
         biz: Arc<str>,
         stream: Arc<str>,
     ) {
+        self.spawn_catch_up_from(service, conn, biz, stream, None);
+    }
+
+    /// Starts a catch-up; `bounds`, when just read, spare it reading them again.
+    fn spawn_catch_up_from(
+        self: &Arc<Self>,
+        service: &Arc<SyncService>,
+        conn: &Arc<Conn>,
+        biz: Arc<str>,
+        stream: Arc<str>,
+        bounds: Option<StreamBounds>,
+    ) {
         let service = Arc::downgrade(service);
         let conn = Arc::downgrade(conn);
         tokio::spawn(async move {
-            if let Err(error) = catch_up(service, conn.clone(), biz.clone(), stream.clone()).await {
+            if let Err(error) =
+                catch_up(service, conn.clone(), biz.clone(), stream.clone(), bounds).await
+            {
                 tracing::warn!(%error, %biz, %stream, "sync catch-up failed; closing the connection");
                 if let Some(conn) = conn.upgrade() {
                     // The client reconnects and resumes from its cursor.
@@ -684,10 +712,7 @@ impl Hub {
                             .outbox
                             .push(&mut state.closing, frame, conn.outbox_max)
                         {
-                            stream.delivered = datum.seq;
-                            if stream.waiting_since == 0 {
-                                stream.waiting_since = now.max(1);
-                            }
+                            stream.delivered_up_to(datum.seq, now);
                             delivered += 1;
                         }
                     }
@@ -882,6 +907,7 @@ async fn catch_up(
     conn: Weak<Conn>,
     biz: Arc<str>,
     stream_name: Arc<str>,
+    mut known_bounds: Option<StreamBounds>,
 ) -> crate::Result<()> {
     let mut first = true;
     loop {
@@ -923,7 +949,10 @@ async fn catch_up(
         let mut start = after;
         if first {
             first = false;
-            let bounds = service.log.bounds(&conn.app_id, &biz, &stream_name).await?;
+            let bounds = match known_bounds.take() {
+                Some(bounds) => bounds,
+                None => service.log.bounds(&conn.app_id, &biz, &stream_name).await?,
+            };
             if after > bounds.head {
                 resync = Some((bounds.head + 1, after, "reset"));
                 start = bounds.head;
@@ -1015,10 +1044,7 @@ async fn catch_up(
                         .outbox
                         .push(&mut state.closing, frame, conn.outbox_max)
                     {
-                        stream.delivered = seq;
-                        if stream.waiting_since == 0 {
-                            stream.waiting_since = now;
-                        }
+                        stream.delivered_up_to(seq, now);
                         delivered += 1;
                     }
                 }

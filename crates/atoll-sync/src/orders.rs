@@ -3,7 +3,7 @@
 
 use crate::filter::{CompiledFilter, DeviceTraits};
 use crate::hub::{encode_frame, LiveDatum, StreamStartState};
-use crate::log::{Appended, NewDatum};
+use crate::log::{Appended, NewDatum, StreamBounds};
 use crate::stats::Counter;
 use crate::{validate, Conn, Error, Result, SyncService, KICK_SUBJECT, LIVE_SUBJECT};
 use atoll_core::access::Requirement;
@@ -482,11 +482,13 @@ impl SyncService {
             persistent: spec.persistent,
             cursor: 0,
             attempts: 0,
+            bounds: StreamBounds::default(),
         };
         if !spec.persistent {
             return Ok((start, 0));
         }
         let bounds = self.log.bounds(&conn.app_id, &spec.id, stream).await?;
+        start.bounds = bounds;
         let client = sub
             .cursors
             .iter()

@@ -258,7 +258,8 @@ pub async fn run(command: SyncCommand) -> anyhow::Result<()> {
                 app_min_version: min_version,
                 app_max_version: max_version,
             };
-            let third_msg_id = id.unwrap_or_else(|| format!("cli-{}", uuid_like()));
+            let third_msg_id =
+                id.unwrap_or_else(|| format!("cli-{}", uuid::Uuid::now_v7().simple()));
             let (client, slug) = app.connect().await?;
             let answer = match (global, to) {
                 (true, _) => {
@@ -353,22 +354,4 @@ pub async fn run(command: SyncCommand) -> anyhow::Result<()> {
             )
         }
     }
-}
-
-/// A fresh id for an order (time-ordered, unique enough for a CLI user).
-fn uuid_like() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{:x}{:08x}", now.as_millis(), rand_u32())
-}
-
-fn rand_u32() -> u32 {
-    // The process id and the clock's nanoseconds are enough to tell two CLI
-    // calls apart; no need for a random-number dependency here.
-    std::process::id().wrapping_mul(2_654_435_761)
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos()
 }
