@@ -627,6 +627,61 @@ test("a first-time user sets up an app in the console", async (t) => {
       connection.socket.close();
     });
 
+    await t.test("push: a template, a composed push delivered and acknowledged, the task's funnel", async () => {
+      const pushPage = `${base}/w/demo/push?app=${appKey}`;
+      await page.goto(pushPage);
+      await page.fill("#template-form input[name=name]", "price_drop");
+      await page.fill("#template-form input[name=title]", "#item# is cheaper");
+      await page.fill("#template-form input[name=body]", "Now #price#");
+      await page.click("#template-form button[type=submit]");
+      await page.locator(".flash-success", { hasText: "Template created" }).waitFor();
+      await page.locator("#template-table tr[data-template='price_drop']", { hasText: "item, price" }).waitFor();
+
+      // A device online on the connection.
+      const device = { appKey, appSecret, deviceId: "browser-push-device" };
+      await deviceCall(base, device, "/device/v1/register", { platform: "ios", app_version: "1.0.0" });
+      const connection = await deviceConnection(base, device);
+      await connection.next("welcome");
+
+      // A template push with a missing value is refused with the names.
+      await page.fill("#push-form input[name=targets]", "browser-push-device");
+      await page.selectOption("#push-form select[name=template]", "price_drop");
+      await page.fill("#push-form textarea[name=values]", "item=Boots");
+      await page.click("#push-form button[type=submit]");
+      await page.locator(".flash-error", { hasText: "price" }).waitFor();
+
+      // With every value it is sent, reaches the device, and the device acknowledges.
+      await page.fill("#push-form input[name=targets]", "browser-push-device");
+      await page.selectOption("#push-form select[name=template]", "price_drop");
+      await page.fill("#push-form textarea[name=values]", "item=Boots\nprice=49 EUR");
+      await page.fill("#push-form input[name=collapse_key]", "boots");
+      await page.click("#push-form button[type=submit]");
+      await page.locator("#send-result", { hasText: "OK" }).waitFor();
+      const push = await connection.next("push");
+      assert.equal(push.title, "Boots is cheaper");
+      assert.equal(push.body, "Now 49 EUR");
+      assert.equal(push.collapse_key, "boots");
+      connection.send({ t: "push_ack", msg_ids: [push.msg_id] });
+      const detail = `${pushPage}&task=${encodeURIComponent(push.task_id)}`;
+      for (let tries = 0; ; tries++) {
+        await page.goto(detail);
+        const arrived = await page.textContent("#funnel [data-step='Arrived'] [data-count]");
+        if (arrived.trim() === "1") break;
+        assert.ok(tries < 25, "the arrival is counted");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      await page.locator("#by-channel tr[data-channel='atoll'] [data-arrived]", { hasText: /^1$/ }).waitFor();
+      await page.locator("#task-table tr[data-task] [data-arrived]", { hasText: /^1$/ }).first().waitFor();
+
+      // Fatigue caps are saved.
+      await page.fill("#caps-form input[name=cap_per_day]", "5");
+      await page.click("#caps-form button[type=submit]");
+      await page.locator(".flash-success", { hasText: "Push settings saved" }).waitFor();
+      assert.equal(await page.inputValue("#caps-form input[name=cap_per_day]"), "5");
+      await snap("push");
+      connection.socket.close();
+    });
+
     await t.test("logging out ends the session", async () => {
       const cookie = await sessionCookie();
       await Promise.all([page.waitForURL(`${base}/login`), page.click("form[action='/logout'] button")]);

@@ -38,6 +38,10 @@
 //! `atoll-bench events-gen` writes the deterministic synthetic dataset as NDJSON,
 //! and `atoll-bench backfill` loads such a file through the admin backfill API.
 //!
+//! `atoll-bench push` (module `push`) drives the push benchmark
+//! (`bench/push/`): devices with vendor tokens, the vendor ceiling, broadcasts
+//! and send-API latency.
+//!
 //! `atoll-bench ws` (module `ws`) measures the device connection
 //! `GET /device/v1/connect` side by side with nats-server's WebSocket listener:
 //! idle density, fan-out and connect churn (`bench/sync/`).
@@ -50,6 +54,7 @@
 
 mod commands;
 mod gen;
+mod push;
 mod ws;
 
 use anyhow::{bail, Context, Result};
@@ -857,6 +862,16 @@ fn main() -> std::process::ExitCode {
         Some("ws") => {
             argv.remove(1);
             return finish(ws::main(ws::WsArgs::parse_from(argv)));
+        }
+        Some("push") => {
+            argv.remove(1);
+            let args = push::PushArgs::parse_from(argv);
+            let outcome = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(push::main(args)));
+            return finish(outcome);
         }
         Some("backfill") => {
             argv.remove(1);

@@ -201,6 +201,10 @@ struct FanoutArgs {
     /// Atoll: workspace slug.
     #[arg(long, default_value = "demo")]
     workspace: String,
+    /// Atoll: each message is a push broadcast (binding all) instead of a
+    /// global sync order; devices acknowledge with `push_ack`.
+    #[arg(long)]
+    push: bool,
 }
 
 #[derive(Debug, Args)]
@@ -600,6 +604,8 @@ impl Session {
                     bail!("told to reconnect after {after_ms} ms: {reason}")
                 }
                 ServerFrame::Error { code, detail } => bail!("error frame {code}: {detail}"),
+                // Push frames are not part of the sync benchmark.
+                ServerFrame::Push(_) | ServerFrame::PushRevoke { .. } => {}
             }
         }
     }
@@ -663,6 +669,15 @@ impl Session {
                         if seq > 0 {
                             self.ack(biz, stream, seq).await?;
                         }
+                    }
+                    ServerFrame::Push(message) => {
+                        if let Some((run, number)) = parse_payload(message.body.as_bytes()) {
+                            on(run, number);
+                        }
+                        let ack = serde_json::to_string(&ClientFrame::PushAck {
+                            msg_ids: vec![message.msg_id],
+                        })?;
+                        self.ws.send_text(&ack).await?;
                     }
                     ServerFrame::Reconnect { after_ms, reason } => {
                         bail!("told to reconnect after {after_ms} ms: {reason}")
@@ -1176,6 +1191,7 @@ enum Publisher {
         path: String,
         token: HeaderValue,
         biz: String,
+        push: bool,
     },
     Nats {
         stream: BufReader<TcpStream>,
@@ -1196,12 +1212,20 @@ impl Publisher {
                 Ok(Publisher::Atoll {
                     sender: connect(addr).await?,
                     authority,
-                    path: format!(
-                        "/api/v1/workspaces/{}/apps/{}/sync/orders/global",
-                        args.workspace, cfg.app_key
-                    ),
+                    path: if args.push {
+                        format!(
+                            "/api/v1/workspaces/{}/apps/{}/push/broadcast",
+                            args.workspace, cfg.app_key
+                        )
+                    } else {
+                        format!(
+                            "/api/v1/workspaces/{}/apps/{}/sync/orders/global",
+                            args.workspace, cfg.app_key
+                        )
+                    },
                     token: HeaderValue::from_str(&format!("Bearer {token}"))?,
                     biz: common.biz.clone(),
+                    push: args.push,
                 })
             }
             Target::Nats => {
@@ -1250,12 +1274,20 @@ impl Publisher {
                 path,
                 token,
                 biz,
+                push,
             } => {
-                let body = serde_json::json!({
-                    "biz_type": biz,
-                    "third_msg_id": format!("bench-{run:08x}-{number}"),
-                    "payload": payload,
-                })
+                let body = if *push {
+                    serde_json::json!({
+                        "binding": "all", "title": "bench", "body": payload,
+                        "expires_in_secs": 600, "msg_key": format!("bench-{run:08x}-{number}"),
+                    })
+                } else {
+                    serde_json::json!({
+                        "biz_type": biz,
+                        "third_msg_id": format!("bench-{run:08x}-{number}"),
+                        "payload": payload,
+                    })
+                }
                 .to_string();
                 let request = Request::builder()
                     .method(Method::POST)
@@ -1268,7 +1300,7 @@ impl Publisher {
                 let at = (sent - base).as_micros() as u64;
                 let (status, answer) = exchange(sender, request).await?;
                 let answered = sent.elapsed().as_micros() as u64;
-                if status != 200 {
+                if !(200..300).contains(&status) {
                     bail!(
                         "the global order got {status}: {}",
                         String::from_utf8_lossy(&answer)

@@ -53,10 +53,13 @@ pub struct ConsoleState {
     lists: Arc<ListService>,
     gateway: Arc<Gateway>,
     sync: Arc<atoll_sync::SyncService>,
+    push: Arc<atoll_push::PushService>,
 }
 
 impl ConsoleState {
-    /// Console state over the platform and module services.
+    /// Console state over the platform and module services (one handle per
+    /// module, as the server holds them).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         platform: PlatformService,
         analytics: Arc<AnalyticsService>,
@@ -65,6 +68,7 @@ impl ConsoleState {
         lists: Arc<ListService>,
         gateway: Arc<Gateway>,
         sync: Arc<atoll_sync::SyncService>,
+        push: Arc<atoll_push::PushService>,
     ) -> ConsoleState {
         ConsoleState {
             platform,
@@ -74,6 +78,7 @@ impl ConsoleState {
             lists,
             gateway,
             sync,
+            push,
         }
     }
 }
@@ -81,7 +86,7 @@ impl ConsoleState {
 /// The console's routes, mounted at `/`.
 pub fn router(state: ConsoleState) -> Router {
     use pages::{
-        analytics, apps, audit, delivery, devices, gateway, members, switches, sync, tokens,
+        analytics, apps, audit, delivery, devices, gateway, members, push, switches, sync, tokens,
         workspaces,
     };
     Router::new()
@@ -132,6 +137,11 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/w/{ws}/delivery/rollout", post(delivery::rollout))
         .route("/w/{ws}/delivery/action", post(delivery::action))
         .route("/w/{ws}/delivery/lists", post(delivery::put_list))
+        .route("/w/{ws}/push", get(push::index))
+        .route("/w/{ws}/push/send", post(push::send))
+        .route("/w/{ws}/push/templates", post(push::create_template))
+        .route("/w/{ws}/push/channels", post(push::put_channel))
+        .route("/w/{ws}/push/settings", post(push::put_settings))
         .route("/w/{ws}/sync", get(sync::index))
         .route("/w/{ws}/sync/biz-types", post(sync::create_biz_type))
         .route("/w/{ws}/sync/biz-types/action", post(sync::biz_type_action))

@@ -26,7 +26,7 @@ pub const NAV: &[(&str, &str, &str, bool)] = &[
     ("Workspace", "Audit log", "/audit", true),
     ("Modules", "Analytics", "/analytics", true),
     ("Modules", "Switches", "/switches", true),
-    ("Modules", "Push", "/push", false),
+    ("Modules", "Push", "/push", true),
     ("Modules", "Sync", "/sync", true),
     ("Modules", "Delivery", "/delivery", true),
     ("Modules", "Gateway", "/gateway", true),
@@ -431,6 +431,11 @@ pub fn done_message(code: &str) -> Option<Flash> {
         "biz_type_created" => "Biz type created. Devices subscribe to it by its id.",
         "biz_type_changed" => "Biz type changed. Every node uses it within seconds.",
         "biz_type_deleted" => "Biz type deleted with its data and cursors.",
+        "template_created" => "Template created. Sends name it with values for its placeholders.",
+        "channel_saved" => {
+            "Channel saved (encrypted). Offline devices with its tokens now get pushes through it."
+        }
+        "push_settings_saved" => "Push settings saved.",
         "keys_rotated" => "Keys rotated. The previous keys still open envelopes for 7 days.",
         _ => return None,
     };

@@ -20,6 +20,7 @@ mod nonces;
 mod passwords;
 mod principal;
 mod profiles;
+pub mod secrets;
 mod sessions;
 mod store;
 mod tenancy;

@@ -139,6 +139,16 @@ error_codes! {
     BizTypeOffline = ("biz_type_offline", 409, "Biz type offline"),
     /// The WebSocket upgrade request is not valid (RFC 6455 handshake).
     UpgradeRequired = ("upgrade_required", 426, "Upgrade required"),
+    /// A push names more targets than its send type allows (10 simple/template, 100 multiple).
+    TooManyTargets = ("too_many_targets", 422, "Too many targets"),
+    /// A template push lacks values for some placeholders; the detail lists them (mPaaS 3023).
+    TemplateValuesMissing = ("template_values_missing", 422, "Template values missing"),
+    /// A push's expiry is missing, too short or too long (mPaaS 3020, 3026).
+    ExpiryOutOfRange = ("expiry_out_of_range", 422, "Expiry out of range"),
+    /// A push carries more than 20 extra parameters (mPaaS 3035).
+    TooManyExtras = ("too_many_extras", 422, "Too many extra parameters"),
+    /// The message is older than the 7-day revoke window.
+    RevokeWindowPassed = ("revoke_window_passed", 409, "Revoke window passed"),
 }
 
 impl std::fmt::Display for ErrorCode {

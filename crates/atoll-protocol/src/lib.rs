@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod gateway_signing;
+pub mod push;
 pub mod signing;
 pub mod switches;
 pub mod sync;

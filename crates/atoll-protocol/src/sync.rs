@@ -347,6 +347,11 @@ pub enum ClientFrame {
         /// Highest processed sequence number.
         seq: u64,
     },
+    /// These push messages reached the app (see [`crate::push`]).
+    PushAck {
+        /// Atoll's message ids (≤ 100).
+        msg_ids: Vec<String>,
+    },
 }
 
 /// A subscribed stream and where delivery starts.
@@ -427,6 +432,13 @@ pub enum ServerFrame {
         after_ms: u64,
         /// Why.
         reason: String,
+    },
+    /// A push notification (see [`crate::push`]); acknowledge it with `push_ack`.
+    Push(crate::push::PushFrame),
+    /// The sender revoked this push message: remove the notification if shown.
+    PushRevoke {
+        /// Atoll's message id.
+        msg_id: String,
     },
     /// A frame was not understood; the connection stays open.
     Error {

@@ -13,11 +13,27 @@
 //!
 //! Vendor endpoints are part of the credentials so that tests and benchmarks
 //! can point a provider at the local fakes in `atoll-push-fakes`.
+//!
+//! Build a provider with [`build_provider`] from the channel's credentials
+//! JSON ([`ApnsCredentials`], [`FcmCredentials`], [`HmsCredentials`]); it
+//! parses the keys up front, so bad credentials fail when they are saved,
+//! not at the first send.
 #![warn(missing_docs)]
+
+pub mod apns;
+pub mod fcm;
+pub mod hms;
+mod http;
+pub mod jwt;
+
+pub use apns::{ApnsCredentials, ApnsProvider};
+pub use fcm::{FcmCredentials, FcmProvider, ServiceAccount};
+pub use hms::{HmsCredentials, HmsProvider};
 
 use atoll_protocol::device::PushChannel;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One notification, rendered (no placeholders left), as every vendor needs it.
@@ -135,4 +151,168 @@ pub enum CredentialsError {
     /// The credentials are malformed (a bad PEM key, missing fields).
     #[error("{0}")]
     Invalid(String),
+}
+
+/// How providers reach their vendor.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// PEM certificates trusted in addition to the public roots (the local
+    /// fakes' self-signed CA in tests and benchmarks).
+    pub extra_root_certs_pem: Vec<String>,
+    /// Per-request timeout (connect included).
+    pub timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            extra_root_certs_pem: Vec::new(),
+            timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+fn parse_credentials<T: serde::de::DeserializeOwned>(
+    channel: PushChannel,
+    credentials: &serde_json::Value,
+) -> Result<T, CredentialsError> {
+    T::deserialize(credentials)
+        .map_err(|e| CredentialsError::Invalid(format!("{channel} credentials: {e}")))
+}
+
+fn unsupported(channel: PushChannel) -> CredentialsError {
+    CredentialsError::Invalid(format!("channel {channel} is not supported"))
+}
+
+/// Checks a channel's credentials JSON (fields, key parsing) without
+/// building an HTTP client.
+pub fn validate_credentials(
+    channel: PushChannel,
+    credentials: &serde_json::Value,
+) -> Result<(), CredentialsError> {
+    match channel {
+        PushChannel::Apns => parse_credentials::<ApnsCredentials>(channel, credentials)?.validate(),
+        PushChannel::Fcm => parse_credentials::<FcmCredentials>(channel, credentials)?.validate(),
+        PushChannel::Hms => parse_credentials::<HmsCredentials>(channel, credentials)?.validate(),
+        other => Err(unsupported(other)),
+    }
+}
+
+/// Builds the provider for `channel` from its credentials JSON.
+pub fn build_provider(
+    channel: PushChannel,
+    credentials: &serde_json::Value,
+    options: &HttpOptions,
+) -> Result<Arc<dyn PushProvider>, CredentialsError> {
+    Ok(match channel {
+        PushChannel::Apns => Arc::new(ApnsProvider::new(
+            parse_credentials(channel, credentials)?,
+            options,
+        )?),
+        PushChannel::Fcm => Arc::new(FcmProvider::new(
+            parse_credentials(channel, credentials)?,
+            options,
+        )?),
+        PushChannel::Hms => Arc::new(HmsProvider::new(
+            parse_credentials(channel, credentials)?,
+            options,
+        )?),
+        other => return Err(unsupported(other)),
+    })
+}
+
+/// The body a revocation shows in place of the original.
+pub const REVOKED_BODY: &str = "Message revoked";
+
+/// The replacement that withdraws `original` where the vendor replaces
+/// notifications by collapse key (APNs, HMS), or `None` without a key. The
+/// title stays (the user has seen it already, and HMS refuses a notification
+/// without one); the body becomes [`REVOKED_BODY`], the extras go.
+fn revocation_of(original: &Notification) -> Option<Notification> {
+    let collapse_key = original.collapse_key.clone()?;
+    let mut extras = BTreeMap::new();
+    extras.insert("atoll_revoked".to_string(), "1".to_string());
+    Some(Notification {
+        msg_id: original.msg_id.clone(),
+        title: original.title.clone(),
+        body: REVOKED_BODY.to_string(),
+        silent: false,
+        style: Style::Default,
+        click: None,
+        extras,
+        collapse_key: Some(collapse_key),
+        expires_at_ms: original.expires_at_ms,
+        high_priority: original.high_priority,
+        vendor_options: BTreeMap::new(),
+    })
+}
+
+fn revoke_unsupported() -> SendOutcome {
+    SendOutcome::Rejected {
+        reason: "revoke_unsupported".into(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A notification the module tests vary: expires an hour after
+    /// 1_700_000_000_000.
+    pub fn sample() -> Notification {
+        Notification {
+            msg_id: "0190f3a4-5b6c-7d8e-9f00-112233445566".into(),
+            title: "Hello".into(),
+            body: "World".into(),
+            silent: false,
+            style: Style::Default,
+            click: None,
+            extras: BTreeMap::new(),
+            collapse_key: Some("orders".into()),
+            expires_at_ms: 1_700_003_600_000,
+            high_priority: false,
+            vendor_options: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn unsupported_channels_and_bad_credentials() {
+        let err = build_provider(
+            PushChannel::Xiaomi,
+            &serde_json::json!({}),
+            &HttpOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "channel xiaomi is not supported");
+        let err = validate_credentials(
+            PushChannel::Apns,
+            &serde_json::json!({"team_id": "T", "key_id": "K", "topic": "a.b",
+                "private_key_pem": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("private_key_pem"), "{err}");
+        let err = validate_credentials(PushChannel::Fcm, &serde_json::json!({"project_id": "p"}))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("fcm credentials:"), "{err}");
+        assert!(validate_credentials(
+            PushChannel::Hms,
+            &serde_json::json!({"app_id": "123", "client_secret": "s"})
+        )
+        .is_ok());
+        assert!(validate_credentials(
+            PushChannel::Hms,
+            &serde_json::json!({"app_id": "1/2", "client_secret": "s"})
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn revocation_needs_a_collapse_key() {
+        let mut n = sample();
+        let r = revocation_of(&n).unwrap();
+        assert_eq!(r.body, REVOKED_BODY);
+        assert_eq!(r.collapse_key.as_deref(), Some("orders"));
+        n.collapse_key = None;
+        assert!(revocation_of(&n).is_none());
+    }
 }

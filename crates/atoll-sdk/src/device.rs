@@ -232,6 +232,24 @@ impl DeviceClient {
         Ok(())
     }
 
+    /// Reports push messages that arrived through a vendor, were opened or
+    /// were dismissed (≤ 100 ids per call).
+    pub async fn report_push(
+        &self,
+        msg_ids: &[String],
+        event: atoll_protocol::push::PushEvent,
+    ) -> Result<()> {
+        self.post_no_content(
+            "/device/v1/push/report",
+            &atoll_protocol::push::PushReport {
+                msg_ids: msg_ids.to_vec(),
+                event,
+            },
+            &RequestOptions::default(),
+        )
+        .await
+    }
+
     /// Sends a signed POST with a JSON body and decodes the JSON answer.
     pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,

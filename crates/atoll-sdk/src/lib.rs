@@ -31,6 +31,7 @@ mod admin;
 mod admin_analytics;
 mod admin_delivery;
 mod admin_gateway;
+mod admin_push;
 mod admin_switches;
 mod admin_sync;
 pub mod backend;

@@ -105,6 +105,25 @@ pub enum SyncEvent {
 /// A callback of one biz type.
 pub type SyncHandler = Arc<dyn Fn(&SyncEvent) + Send + Sync>;
 
+/// A push notification event on the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushNotice {
+    /// A message, once per message id (redeliveries are acknowledged and
+    /// dropped); arrival is acknowledged to the server after the callback.
+    Message(atoll_protocol::push::PushFrame),
+    /// The sender revoked a message: remove its notification if shown.
+    Revoked {
+        /// The message id.
+        msg_id: String,
+    },
+}
+
+/// The push callback.
+pub type PushHandler = Arc<dyn Fn(&PushNotice) + Send + Sync>;
+
+/// Push message ids remembered for deduplication.
+const SEEN_PUSH_IDS: usize = 1_024;
+
 /// The connection's state, for apps that show it and for tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncStatus {
@@ -147,6 +166,8 @@ struct Inner {
     status: watch::Sender<SyncStatus>,
     processed: AtomicU64,
     duplicates: AtomicU64,
+    push_handler: Mutex<Option<PushHandler>>,
+    seen_push: Mutex<std::collections::VecDeque<String>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -184,6 +205,8 @@ impl SyncClient {
                 device,
                 options: Mutex::new(options),
                 handlers: Mutex::new(HashMap::new()),
+                push_handler: Mutex::new(None),
+                seen_push: Mutex::new(std::collections::VecDeque::new()),
                 cursors: Mutex::new(cursors),
                 cursor_path,
                 control,
@@ -206,6 +229,12 @@ impl SyncClient {
         self.inner
             .control
             .send_modify(|control| control.registrations += 1);
+    }
+
+    /// Receives push notifications sent over the connection. Each message is
+    /// given once (by id) and its arrival acknowledged after the callback.
+    pub fn on_push(&self, handler: impl Fn(&PushNotice) + Send + Sync + 'static) {
+        *self.inner.push_handler.lock().expect("push handler lock") = Some(Arc::new(handler));
     }
 
     /// Starts connecting (in the foreground).
@@ -679,6 +708,36 @@ async fn connect_once(
                         let _ = flush(inner, &mut ws, &mut pending, &mut dirty).await;
                         let _ = ws.close(1000, "reconnecting").await;
                         return Ok(Ended::ReconnectAfter(Duration::from_millis(after_ms)));
+                    }
+                    ServerFrame::Push(message) => {
+                        let handler = inner.push_handler.lock().expect("push handler lock").clone();
+                        // Without a handler nothing is acknowledged: the server keeps it.
+                        let Some(handler) = handler else { continue };
+                        let msg_id = message.msg_id.clone();
+                        let fresh = {
+                            let mut seen = inner.seen_push.lock().expect("seen lock");
+                            if seen.contains(&msg_id) {
+                                false
+                            } else {
+                                if seen.len() >= SEEN_PUSH_IDS {
+                                    seen.pop_front();
+                                }
+                                seen.push_back(msg_id.clone());
+                                true
+                            }
+                        };
+                        if fresh {
+                            handler(&PushNotice::Message(message));
+                        } else {
+                            inner.duplicates.fetch_add(1, Ordering::Relaxed);
+                        }
+                        send_frame(&mut ws, &ClientFrame::PushAck { msg_ids: vec![msg_id] }).await?;
+                    }
+                    ServerFrame::PushRevoke { msg_id } => {
+                        let handler = inner.push_handler.lock().expect("push handler lock").clone();
+                        if let Some(handler) = handler {
+                            handler(&PushNotice::Revoked { msg_id });
+                        }
                     }
                     ServerFrame::Error { code, detail } => {
                         inner.status.send_modify(|status| status.last_error = Some(format!("{code}: {detail}")));

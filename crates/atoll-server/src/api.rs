@@ -15,6 +15,7 @@ mod devices;
 mod gateway;
 mod lists;
 mod members;
+mod push;
 mod switches;
 mod sync;
 mod tokens;
@@ -159,5 +160,24 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sync::stats))
         .routes(routes!(sync::online))
         .routes(routes!(sync::device_state))
+        .routes(routes!(push::send_simple))
+        .routes(routes!(push::send_template))
+        .routes(routes!(push::send_multiple))
+        .routes(routes!(push::send_broadcast))
+        .routes(routes!(push::list_templates, push::create_template))
+        .routes(routes!(
+            push::get_template,
+            push::put_template,
+            push::delete_template
+        ))
+        .routes(routes!(push::list_channels))
+        .routes(routes!(push::put_channel, push::delete_channel))
+        .routes(routes!(push::get_settings, push::put_settings))
+        .routes(routes!(push::list_tasks))
+        .routes(routes!(push::get_task))
+        .routes(routes!(push::cancel_task))
+        .routes(routes!(push::revoke))
+        .routes(routes!(push::device_messages))
+        .routes(routes!(push::stats))
         .split_for_parts()
 }

@@ -40,6 +40,57 @@ pub struct Config {
     pub gateway: GatewayOptions,
     /// Real-time sync and the device connection (`/device/v1/connect`).
     pub sync: SyncOptions,
+    /// Push notifications.
+    pub push: PushOptions,
+    /// The key that seals stored secrets (vendor credentials), base64 of 32
+    /// bytes; every node of a cluster needs the same one. Empty: a key file
+    /// `secrets.key` in the data folder, created on first start.
+    pub secrets_key: String,
+}
+
+/// Push settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushOptions {
+    /// Deliveries claimed per round.
+    pub batch: usize,
+    /// Deliveries in flight on this node at most.
+    pub max_in_flight: usize,
+    /// Vendor requests in flight per app and vendor, unless the channel says.
+    pub vendor_concurrency: u32,
+    /// Vendor sends per second per app and vendor, unless the channel says (0: no limit).
+    pub vendor_rate_per_sec: u32,
+    /// Send attempts before a delivery fails for good.
+    pub max_attempts: u32,
+    /// A claimed delivery not finished within this is sent again (seconds): what
+    /// a crash costs in delay.
+    pub lease_secs: u64,
+    /// First retry delay (milliseconds; doubled per attempt, with jitter).
+    pub retry_base_ms: u64,
+    /// Days tasks and deliveries are kept (daily counters are kept).
+    pub retention_days: u32,
+    /// Vendor request timeout (seconds).
+    pub vendor_timeout_secs: u64,
+    /// PEM files of extra CA certificates trusted for vendor endpoints (local
+    /// fakes in tests and benchmarks).
+    pub vendor_extra_ca_files: Vec<String>,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            batch: 512,
+            max_in_flight: 4096,
+            vendor_concurrency: 64,
+            vendor_rate_per_sec: 0,
+            max_attempts: 5,
+            lease_secs: 60,
+            retry_base_ms: 2000,
+            retention_days: 30,
+            vendor_timeout_secs: 10,
+            vendor_extra_ca_files: Vec::new(),
+        }
+    }
 }
 
 /// Sync and device connection settings.
@@ -243,6 +294,8 @@ impl Default for Config {
             delivery: DeliverySettings::default(),
             gateway: GatewayOptions::default(),
             sync: SyncOptions::default(),
+            push: PushOptions::default(),
+            secrets_key: String::new(),
         }
     }
 }

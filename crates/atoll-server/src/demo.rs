@@ -497,3 +497,59 @@ pub async fn seed_sync(
     .await?;
     Ok(true)
 }
+
+/// Push for the demo: a shipping template and a broadcast to the demo's
+/// devices (they are offline without vendor tokens, so it waits for them),
+/// once.
+pub async fn seed_push(
+    platform: &PlatformService,
+    push: &std::sync::Arc<atoll_push::PushService>,
+    info: &DemoInfo,
+) -> anyhow::Result<bool> {
+    use atoll_protocol::push::*;
+    let principal = demo_principal(platform).await?;
+    let (workspace, app) = (&info.workspace, &info.app.app_key);
+    if !push
+        .list_templates(&principal, workspace, app)
+        .await?
+        .is_empty()
+    {
+        return Ok(false);
+    }
+    push.create_template(
+        &principal,
+        workspace,
+        app,
+        TemplateSpec {
+            name: "order_shipped".into(),
+            description: "Sent when the warehouse hands an order to the carrier".into(),
+            title: "Order #order# is on its way".into(),
+            body: "Hi #name#, #carrier# will deliver it #day#.".into(),
+            url: Some("demoshop://orders/#order#".into()),
+        },
+    )
+    .await?;
+    push.send_broadcast(
+        &principal,
+        workspace,
+        app,
+        BroadcastPush {
+            platform: None,
+            binding: Binding::All,
+            rule: None,
+            title: "Winter sale".into(),
+            body: "20% off everything this weekend".into(),
+            template: None,
+            values: Default::default(),
+            msg_key: Some("winter-sale".into()),
+            options: SendOptions {
+                task_name: Some("Winter sale".into()),
+                expires_in_secs: 86_400,
+                collapse_key: Some("promo".into()),
+                ..SendOptions::default()
+            },
+        },
+    )
+    .await?;
+    Ok(true)
+}

@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/device/v1/bind", post(bind))
         .route("/device/v1/unbind", post(unbind))
         .route("/device/v1/push-token", post(push_token))
+        .route("/device/v1/push/report", post(push_report))
         .route("/device/v1/events", post(events))
         .route("/device/v1/config", get(config))
         .route("/device/v1/updates/check", post(update_check))
@@ -104,6 +105,19 @@ async fn push_token(
         .set_push_token(&signed.caller, signed.body)
         .await?;
     Ok(Json(Ack { ok: true }))
+}
+
+/// Arrival (through a vendor), open or dismissal of the device's messages;
+/// written before it is answered (`204`).
+async fn push_report(
+    State(state): State<AppState>,
+    signed: Signed<atoll_protocol::push::PushReport>,
+) -> ApiResult<StatusCode> {
+    state
+        .push
+        .report(&signed.caller.app_id, &signed.caller.device_id, signed.body)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn events(

@@ -245,7 +245,20 @@ impl Node {
         )
         .await
         .map_err(|error| anyhow::anyhow!("cannot start sync: {error}"))?;
+        let secrets = atoll_platform::secrets::SecretBox::from_config(
+            Some(&config.secrets_key),
+            &config.data_dir.join("secrets.key"),
+        )
+        .map_err(|error| anyhow::anyhow!("cannot load the secrets key: {error}"))?;
+        let push = atoll_push::PushService::start(
+            platform.clone(),
+            clock.clone(),
+            sync.clone(),
+            secrets,
+            push_config(&config.push)?,
+        );
         let state = AppState {
+            push,
             sync,
             analytics,
             switches,
@@ -294,6 +307,11 @@ impl Node {
         &self.state.switches
     }
 
+    /// The push service (for seeding demo data).
+    pub fn push(&self) -> &Arc<atoll_push::PushService> {
+        &self.state.push
+    }
+
     /// The list service (for seeding demo data).
     pub fn lists(&self) -> &atoll_lists::ListService {
         &self.state.lists
@@ -334,6 +352,7 @@ impl Node {
             self.state.lists.clone(),
             self.state.gateway.clone(),
             self.state.sync.clone(),
+            self.state.push.clone(),
         ));
         Router::new()
             .merge(api.layer(axum::extract::DefaultBodyLimit::max(
@@ -502,4 +521,29 @@ pub async fn shutdown_signal() {
         () = interrupt => {}
         () = terminate => {}
     }
+}
+
+/// The push service's settings from the configuration (reads the extra CA files).
+fn push_config(options: &config::PushOptions) -> anyhow::Result<atoll_push::PushConfig> {
+    let mut extra_root_certs_pem = Vec::new();
+    for path in &options.vendor_extra_ca_files {
+        extra_root_certs_pem.push(
+            std::fs::read_to_string(path)
+                .map_err(|error| anyhow::anyhow!("push.vendor_extra_ca_files: {path}: {error}"))?,
+        );
+    }
+    Ok(atoll_push::PushConfig {
+        batch: options.batch.clamp(1, 5_000),
+        max_in_flight: options.max_in_flight.max(1),
+        default_concurrency: options.vendor_concurrency.max(1),
+        default_rate_per_sec: options.vendor_rate_per_sec,
+        max_attempts: options.max_attempts.max(1),
+        lease: Duration::from_secs(options.lease_secs.max(1)),
+        retry_base: Duration::from_millis(options.retry_base_ms.max(1)),
+        retention_days: options.retention_days.max(1),
+        http: atoll_push_vendors::HttpOptions {
+            extra_root_certs_pem,
+            timeout: Duration::from_secs(options.vendor_timeout_secs.max(1)),
+        },
+    })
 }

@@ -37,6 +37,8 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     /// Real-time data sync and the device connections.
     pub sync: Arc<atoll_sync::SyncService>,
+    /// Push notifications.
+    pub push: Arc<atoll_push::PushService>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -64,6 +64,9 @@ fn error_frame(code: &str, detail: impl Into<String>) -> Bytes {
     })
 }
 
+/// Push messages one `push_ack` frame may acknowledge.
+const MAX_PUSH_ACK_IDS: usize = 100;
+
 /// What reading left the connection in.
 enum Input {
     Open,
@@ -95,6 +98,10 @@ where
         heartbeat_secs: settings.heartbeat.as_secs(),
         idle_timeout_secs: settings.idle_timeout.as_secs(),
     }));
+    // After the welcome: what the observer sends comes second.
+    if let Some(observer) = service.observer() {
+        observer.connected(&conn);
+    }
     let reason = loop {
         let (frames, closing) = conn.take_outbox();
         if !frames.is_empty() {
@@ -223,6 +230,20 @@ async fn handle_frame(service: &Arc<SyncService>, conn: &Arc<Conn>, text: &[u8])
                 conn.push(error_frame(code.as_str(), error.to_string()));
             }
         }
+        ClientFrame::PushAck { msg_ids } => match service.observer() {
+            Some(observer) if msg_ids.len() <= MAX_PUSH_ACK_IDS => {
+                observer.push_acked(conn, msg_ids)
+            }
+            Some(_) => {
+                conn.push(error_frame(
+                    "too_many_ids",
+                    format!("acknowledge at most {MAX_PUSH_ACK_IDS} push messages per frame"),
+                ));
+            }
+            None => {
+                conn.push(error_frame("push_unavailable", "push is not running"));
+            }
+        },
         ClientFrame::Ack { biz, stream, seq } => {
             if !service.acknowledge(conn, &biz, &stream, seq) {
                 conn.push(error_frame(

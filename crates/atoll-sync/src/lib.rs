@@ -37,6 +37,15 @@ use std::time::Duration;
 
 pub use hub::{CloseReason, Conn, Hub, HubSettings, Refused};
 
+/// Another module that uses the device connection (push): told when a device
+/// connects, and given the frames meant for it. Calls must not block.
+pub trait ConnectionObserver: Send + Sync {
+    /// A device connected on this node.
+    fn connected(&self, conn: &Arc<Conn>);
+    /// The device acknowledged push messages.
+    fn push_acked(&self, conn: &Arc<Conn>, msg_ids: Vec<String>);
+}
+
 /// What can go wrong in sync.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -127,6 +136,7 @@ pub struct SyncService {
     /// Delivery counters.
     pub stats: stats::Stats,
     volatile_keys: orders::VolatileKeys,
+    observer: std::sync::OnceLock<std::sync::Weak<dyn ConnectionObserver>>,
 }
 
 impl std::fmt::Debug for SyncService {
@@ -165,12 +175,24 @@ impl SyncService {
             hub: Arc::new(Hub::new(settings.hub)),
             stats: stats::Stats::default(),
             volatile_keys: orders::VolatileKeys::default(),
+            observer: std::sync::OnceLock::new(),
         });
         let live = bus.subscribe(&format!("{LIVE_SUBJECT}.>"), 65_536).await?;
         let kicks = bus.subscribe(&format!("{KICK_SUBJECT}.>"), 4_096).await?;
         orders::spawn_bus_listeners(&service, live, kicks);
         spawn_loops(&service);
         Ok(service)
+    }
+
+    /// Sets the module told about connections and push frames (once; held
+    /// weakly so that the two services do not keep each other alive).
+    pub fn set_observer(&self, observer: std::sync::Weak<dyn ConnectionObserver>) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// The observer, while it lives.
+    pub(crate) fn observer(&self) -> Option<Arc<dyn ConnectionObserver>> {
+        self.observer.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// The sync log.

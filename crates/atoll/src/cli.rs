@@ -54,6 +54,9 @@ enum Command {
     /// Real-time sync: biz types, orders, online devices, cursors.
     #[command(subcommand)]
     Sync(crate::sync_cli::SyncCommand),
+    /// Push notifications: send, tasks and their funnels, templates, vendor channels.
+    #[command(subcommand)]
+    Push(crate::push_cli::PushCommand),
     /// Simulate devices using an app (sessions, pages, a purchase funnel) through the device API.
     Sim(SimArgs),
 }
@@ -427,6 +430,7 @@ async fn serve(args: ServeArgs, demo_devices: Option<u64>) -> anyhow::Result<()>
             demo::seed_delivery(node.platform(), node.lists(), node.delivery(), &info).await?;
             demo::seed_gateway(node.platform(), node.gateway(), &info).await?;
             demo::seed_sync(node.platform(), node.sync(), &info).await?;
+            demo::seed_push(node.platform(), node.push(), &info).await?;
         }
         if seeded > 0 {
             tracing::info!(
@@ -496,6 +500,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Lists(command) => crate::release_cli::run_lists(command).await,
         Command::Gateway(command) => crate::gateway_cli::run(command).await,
         Command::Sync(command) => crate::sync_cli::run(command).await,
+        Command::Push(command) => crate::push_cli::run(command).await,
         Command::Demo(demo_args) => serve(demo_args.serve, Some(demo_args.demo_devices)).await,
         Command::Login(login) => {
             let token = match login.token {

@@ -5,6 +5,7 @@
 mod cli;
 mod gateway_cli;
 mod output;
+mod push_cli;
 mod release_cli;
 mod sim;
 mod switch_cli;

@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod devices;
 pub mod gateway;
 pub mod members;
+pub mod push;
 pub mod switches;
 pub mod sync;
 pub mod tokens;

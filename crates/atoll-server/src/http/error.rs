@@ -113,7 +113,8 @@ module_errors!(
     atoll_delivery,
     atoll_lists,
     atoll_gateway,
-    atoll_sync
+    atoll_sync,
+    atoll_push
 );
 
 impl IntoResponse for ApiError {

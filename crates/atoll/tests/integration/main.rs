@@ -9,6 +9,8 @@ mod durability;
 mod gateway;
 mod limits;
 mod ops;
+mod push;
+mod push_vendors;
 mod signatures;
 mod support;
 mod switches;

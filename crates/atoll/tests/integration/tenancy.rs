@@ -36,6 +36,8 @@ impl TenantA {
             ("id", &"rel_missing".to_owned()),
             ("name", &"testers".to_owned()),
             ("operation_type", &"com.shop.order.get".to_owned()),
+            ("channel", &"hms".to_owned()),
+            ("task", &"pt_missing".to_owned()),
         ] {
             filled = filled.replace(&format!("{{{name}}}"), value);
         }
@@ -175,6 +177,36 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         }
         ("post", "/api/v1/workspaces/{workspace}/apps/{app}/sync/orders/global") => {
             json!({"biz_type": "MATRIX", "third_msg_id": "t1", "payload": "p"})
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/push/simple") => json!({
+            "targets": [{"target": "d-1"}], "title": "t", "body": "b", "expires_in_secs": 600
+        }),
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/push/template") => json!({
+            "targets": [{"target": "d-1"}], "template": "matrix", "expires_in_secs": 600
+        }),
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/push/multiple") => json!({
+            "targets": [{"target": "d-1"}], "template": "matrix", "expires_in_secs": 600
+        }),
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/push/broadcast") => {
+            json!({"title": "t", "body": "b", "expires_in_secs": 600})
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/push/templates")
+        | ("put", "/api/v1/workspaces/{workspace}/apps/{app}/push/templates/{name}") => {
+            json!({"name": "matrix", "title": "Hi #name#", "body": "b"})
+        }
+        ("put", "/api/v1/workspaces/{workspace}/apps/{app}/push/channels/{channel}") => {
+            json!({"credentials": {"app_id": "1", "client_secret": "s"}})
+        }
+        ("put", "/api/v1/workspaces/{workspace}/apps/{app}/push/settings") => {
+            json!({"cap_per_day": 3})
+        }
+        ("post", "/api/v1/workspaces/{workspace}/apps/{app}/push/revoke") => {
+            json!({"task_id": "pt_missing"})
+        }
+        ("delete", "/api/v1/workspaces/{workspace}/apps/{app}/push/templates/{name}")
+        | ("delete", "/api/v1/workspaces/{workspace}/apps/{app}/push/channels/{channel}")
+        | ("post", "/api/v1/workspaces/{workspace}/apps/{app}/push/tasks/{task}/cancel") => {
+            return None
         }
         (method, path) => panic!("no example body for {method} {path}: add one to the matrix"),
     };
