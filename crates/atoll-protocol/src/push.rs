@@ -718,3 +718,48 @@ pub struct PushReport {
     /// What happened.
     pub event: PushEvent,
 }
+
+/// Header of a receipt POST: `sha256=<hex>` (see [`receipt_signature`]).
+pub const RECEIPT_SIGNATURE_HEADER: &str = "x-atoll-signature";
+/// Header of a receipt POST: the signing time, in seconds.
+pub const RECEIPT_TIMESTAMP_HEADER: &str = "x-atoll-timestamp";
+
+/// The signature of a receipt POST: `sha256=` and the hex HMAC-SHA256, keyed
+/// with the app's receipt secret, of `"<timestamp>.<body>"`.
+pub fn receipt_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// One delivery receipt as POSTed to the app's `receipt_url` (in
+/// `{"receipts": [...]}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Atoll's message id.
+    pub msg_id: String,
+    /// The task.
+    pub task_id: String,
+    /// The device.
+    pub device_id: String,
+    /// `sent`, `arrived`, `opened`, `ignored` or `failed`.
+    pub event: String,
+    /// The channel (`atoll`, `apns`, `fcm`, `hms`).
+    pub channel: String,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When (ms).
+    pub at: i64,
+}
+
+/// The body of a receipt POST.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptBatch {
+    /// The receipts, oldest first.
+    pub receipts: Vec<Receipt>,
+}

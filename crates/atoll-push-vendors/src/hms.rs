@@ -149,22 +149,13 @@ impl HmsProvider {
             Ok(t) => t,
             Err(outcome) => return outcome,
         };
-        let response = match self
-            .client
-            .post(&self.send_url)
-            .bearer_auth(&*access)
-            .json(&body)
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => return http::network_outcome(&e),
-        };
-        let status = response.status().as_u16();
-        let after = http::retry_after(response.headers(), now_ms);
-        let bytes = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => return http::network_outcome(&e),
+        let http::VendorAnswer {
+            status,
+            after,
+            body: bytes,
+        } = match http::post_json(&self.client, &self.send_url, &access, &body, now_ms).await {
+            Ok(answer) => answer,
+            Err(outcome) => return outcome,
         };
         let answer = HmsAnswer::parse(&bytes);
         let (outcome, refresh) = classify(status, &answer, token, after);

@@ -76,6 +76,42 @@ pub fn network_outcome(err: &reqwest::Error) -> SendOutcome {
     }
 }
 
+/// The answer of a vendor send: status, `Retry-After`, body.
+pub struct VendorAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// The vendor's `Retry-After`, if any.
+    pub after: Option<Duration>,
+    /// The body.
+    pub body: bytes::Bytes,
+}
+
+/// POSTs `body` as JSON with a bearer token and reads the whole answer; a
+/// network failure is already a [`SendOutcome`] (retry).
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    bearer: &str,
+    body: &serde_json::Value,
+    now_ms: i64,
+) -> Result<VendorAnswer, SendOutcome> {
+    let response = client
+        .post(url)
+        .bearer_auth(bearer)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| network_outcome(&e))?;
+    let status = response.status().as_u16();
+    let after = retry_after(response.headers(), now_ms);
+    let body = response.bytes().await.map_err(|e| network_outcome(&e))?;
+    Ok(VendorAnswer {
+        status,
+        after,
+        body,
+    })
+}
+
 /// Merges `patch` into `target`: objects recursively, `null` removes a key,
 /// anything else replaces. How vendor pass-through options are applied.
 pub fn deep_merge(target: &mut serde_json::Value, patch: &serde_json::Value) {

@@ -19,6 +19,7 @@
 
 use crate::content::Content;
 use crate::expand::OWN_CHANNEL;
+use crate::receipts::Receipt;
 use crate::stats::{Counter, Tally};
 use crate::PushService;
 use atoll_protocol::device::PushChannel;
@@ -644,6 +645,7 @@ async fn write_events(service: &Arc<PushService>) -> crate::Result<()> {
         let mut tally = Tally::default();
         let mut wake = false;
         let mut recheck_online = Vec::new();
+        let mut receipts: Vec<(String, Receipt)> = Vec::new();
         let mut tx = service.store().begin_write().await?;
         for event in &events {
             match event {
@@ -733,6 +735,20 @@ async fn write_events(service: &Arc<PushService>) -> crate::Result<()> {
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();
+                    if updated == 1 && matches!(state, "sent" | "failed") && !c.sent_before {
+                        receipts.push((
+                            c.app_id.clone(),
+                            Receipt {
+                                msg_id: c.msg_id.clone(),
+                                task_id: c.task_id.clone(),
+                                device_id: c.device_id.clone(),
+                                event: state.to_owned(),
+                                channel: channel.to_owned(),
+                                reason: reason.map(str::to_owned),
+                                at: now,
+                            },
+                        ));
+                    }
                     if updated == 1 {
                         if let Some(counter) = counter {
                             // A resend over the connection was counted the first time.
@@ -756,8 +772,17 @@ async fn write_events(service: &Arc<PushService>) -> crate::Result<()> {
                     msg_ids,
                     event,
                 } => {
-                    apply_report(&mut tx, &mut tally, app_id, device_id, msg_ids, *event, now)
-                        .await?;
+                    apply_report(
+                        &mut tx,
+                        &mut tally,
+                        &mut receipts,
+                        app_id,
+                        device_id,
+                        msg_ids,
+                        *event,
+                        now,
+                    )
+                    .await?;
                 }
                 Event::Online { app_id, device_id } => {
                     // Of the messages sharing a collapse key, only the newest is
@@ -792,6 +817,9 @@ async fn write_events(service: &Arc<PushService>) -> crate::Result<()> {
         }
         tally.write(&mut tx).await?;
         tx.commit().await?;
+        if !receipts.is_empty() {
+            service.emit_receipts(receipts).await;
+        }
         // A device may have connected between its routing and this write.
         for (app_id, device_id) in recheck_online {
             if let Some(conn) = service.sync.hub.connection(&app_id, &device_id) {
@@ -807,9 +835,11 @@ async fn write_events(service: &Arc<PushService>) -> crate::Result<()> {
 }
 
 /// Applies a device's report of its own messages.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn apply_report(
     conn: &mut sqlx::AnyConnection,
     tally: &mut Tally,
+    receipts: &mut Vec<(String, Receipt)>,
     app_id: &str,
     device_id: &str,
     msg_ids: &[String],
@@ -818,7 +848,7 @@ pub(crate) async fn apply_report(
 ) -> crate::Result<()> {
     for msg_id in msg_ids {
         let row = sqlx::query(
-            "SELECT state, platform, channel, kind FROM push_deliveries \
+            "SELECT state, platform, channel, kind, task_id FROM push_deliveries \
              WHERE msg_id = $1 AND device_id = $2 AND app_id = $3",
         )
         .bind(msg_id)
@@ -847,6 +877,18 @@ pub(crate) async fn apply_report(
         for counter in counters {
             tally.add(app_id, now, &platform, &channel, &kind, counter, 1);
         }
+        receipts.push((
+            app_id.to_owned(),
+            Receipt {
+                msg_id: msg_id.clone(),
+                task_id: row.try_get(4)?,
+                device_id: device_id.to_owned(),
+                event: new_state.to_owned(),
+                channel,
+                reason: None,
+                at: now,
+            },
+        ));
     }
     Ok(())
 }

@@ -22,13 +22,15 @@
 //!   time, the position saved with each page), never all in memory.
 //! - **Fatigue caps**, **expiry**, **revoke** ([`revoke`]), **schedules**
 //!   ([`schedule`], [`scheduler`]) and **stats** ([`stats`]): per task, per
-//!   channel, per failure reason, per device, and daily core indexes.
+//!   channel, per failure reason, per device, and daily core indexes;
+//!   delivery **receipts** POSTed to the app's backend ([`receipts`]).
 #![warn(missing_docs)]
 
 pub mod channels;
 pub mod content;
 pub mod dispatch;
 pub mod expand;
+pub mod receipts;
 pub mod revoke;
 pub mod schedule;
 pub mod scheduler;
@@ -185,6 +187,7 @@ pub struct PushService {
     config: PushConfig,
     channels: channels::Channels,
     dispatcher: dispatch::Dispatcher,
+    receipts: receipts::Receipts,
 }
 
 impl std::fmt::Debug for PushService {
@@ -207,6 +210,7 @@ impl PushService {
         let service = Arc::new(PushService {
             channels: channels::Channels::default(),
             dispatcher: dispatch::Dispatcher::new(config.max_in_flight),
+            receipts: receipts::Receipts::default(),
             platform,
             clock,
             sync,
@@ -217,6 +221,7 @@ impl PushService {
         service.sync.set_observer(Arc::downgrade(&observer));
         dispatch::spawn(&service);
         scheduler::spawn(&service);
+        receipts::spawn(&service);
         service
     }
 

@@ -217,10 +217,12 @@ impl PushService {
         }
         let now = self.clock.now_ms();
         let mut tally = Tally::default();
+        let mut receipts = Vec::new();
         let mut tx = self.store().begin_write().await?;
         crate::dispatch::apply_report(
             &mut tx,
             &mut tally,
+            &mut receipts,
             app_id,
             device_id,
             &report.msg_ids,
@@ -230,6 +232,7 @@ impl PushService {
         .await?;
         tally.write(&mut tx).await?;
         tx.commit().await?;
+        self.emit_receipts(receipts).await;
         Ok(())
     }
 }

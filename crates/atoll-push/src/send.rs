@@ -90,6 +90,18 @@ fn with_template_url(mut options: SendOptions, url: Option<String>) -> SendOptio
     options
 }
 
+/// One message per target, all saying the same.
+fn same_content(targets: Vec<atoll_protocol::push::PushTarget>, content: &Content) -> Vec<Planned> {
+    targets
+        .into_iter()
+        .map(|t| Planned {
+            target: t.target,
+            msg_key: t.msg_key,
+            content: content.clone(),
+        })
+        .collect()
+}
+
 pub(crate) fn new_msg_id() -> String {
     uuid::Uuid::now_v7().hyphenated().to_string()
 }
@@ -127,15 +139,7 @@ impl PushService {
             SendKind::Simple,
         )?;
         let content = Content::new(push.title, push.body, &push.options);
-        let messages = push
-            .targets
-            .into_iter()
-            .map(|t| Planned {
-                target: t.target,
-                msg_key: t.msg_key,
-                content: content.clone(),
-            })
-            .collect();
+        let messages = same_content(push.targets, &content);
         self.accept(
             &access,
             Plan {
@@ -167,15 +171,7 @@ impl PushService {
         let (title, body, url) = content::fill_template(&template.spec, &push.values)?;
         let options = with_template_url(push.options, url);
         let content = Content::new(title, body, &options);
-        let messages = push
-            .targets
-            .into_iter()
-            .map(|t| Planned {
-                target: t.target,
-                msg_key: t.msg_key,
-                content: content.clone(),
-            })
-            .collect();
+        let messages = same_content(push.targets, &content);
         self.accept(
             &access,
             Plan {

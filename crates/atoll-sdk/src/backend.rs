@@ -265,3 +265,44 @@ mod tests {
         );
     }
 }
+
+/// Why a push receipt POST was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptError {
+    /// The signature or timestamp header is missing, or the signature does not match.
+    #[error("the receipt signature does not match")]
+    InvalidSignature,
+    /// The timestamp is more than 300 s from the backend's clock (a replay).
+    #[error("the receipt timestamp is outside the accepted window")]
+    TimestampSkew,
+    /// The body is not a receipt batch.
+    #[error("the body is not a receipt batch: {0}")]
+    Malformed(String),
+}
+
+/// Checks a push receipt POST (sent to the app's `receipt_url`) and reads it.
+///
+/// `secret` is the app's receipt secret, `timestamp` and `signature` the
+/// values of the `x-atoll-timestamp` and `x-atoll-signature` headers, `body`
+/// the bytes as received, `now` the backend's clock in Unix seconds.
+pub fn verify_receipts(
+    secret: &str,
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now: i64,
+) -> Result<atoll_protocol::push::ReceiptBatch, ReceiptError> {
+    use subtle::ConstantTimeEq;
+    let timestamp: i64 = timestamp
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or(ReceiptError::InvalidSignature)?;
+    let signature = signature.ok_or(ReceiptError::InvalidSignature)?;
+    let expected = atoll_protocol::push::receipt_signature(secret, timestamp, body);
+    if !bool::from(expected.as_bytes().ct_eq(signature.trim().as_bytes())) {
+        return Err(ReceiptError::InvalidSignature);
+    }
+    if (now - timestamp).abs() > DEFAULT_WINDOW_SECS {
+        return Err(ReceiptError::TimestampSkew);
+    }
+    serde_json::from_slice(body).map_err(|error| ReceiptError::Malformed(error.to_string()))
+}

@@ -375,3 +375,91 @@ async fn fatigue_caps_and_collapse_keys() {
     assert_eq!(got[0].title, "score 2-0");
     assert_eq!(got[0].collapse_key.as_deref(), Some("match-7"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_apps_backend_gets_signed_delivery_receipts() {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    type Posts = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+    let posts: Posts = Arc::default();
+    let sink = posts.clone();
+    let router = axum::Router::new().route(
+        "/receipts",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push((headers, body));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let server = TestServer::start().await;
+    let app = server.demo.app_key.clone();
+    let admin = server.admin().await;
+    const SECRET: &str = "receipt-secret-0123456789";
+    let saved = admin
+        .put_push_settings(
+            WS,
+            &app,
+            &PushSettings {
+                receipt_url: Some(format!("http://{backend_addr}/receipts")),
+                receipt_secret: Some(SECRET.into()),
+                ..PushSettings::default()
+            },
+        )
+        .await
+        .expect("settings");
+    assert_eq!(saved.receipt_secret.as_deref(), Some("set"), "never shown");
+    let phone = Phone::new(&server).await;
+    phone.connect().await;
+    let sent = admin
+        .push_simple(WS, &app, &simple(&[&phone.id()], "hello", None))
+        .await
+        .expect("push");
+    let msg_id = sent.messages[0].msg_id.clone();
+    assert_eq!(phone.wait_for(1).await.len(), 1);
+
+    // `sent` then `arrived`, signed with the app's secret.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut events = Vec::new();
+    while Instant::now() < deadline {
+        events.clear();
+        for (headers, body) in posts.lock().unwrap().iter() {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let batch = atoll_sdk::backend::verify_receipts(
+                SECRET,
+                header(RECEIPT_TIMESTAMP_HEADER),
+                header(RECEIPT_SIGNATURE_HEADER),
+                body,
+                now,
+            )
+            .expect("a valid signature");
+            assert!(atoll_sdk::backend::verify_receipts(
+                "wrong-secret-0123456",
+                header(RECEIPT_TIMESTAMP_HEADER),
+                header(RECEIPT_SIGNATURE_HEADER),
+                body,
+                now
+            )
+            .is_err());
+            for receipt in batch.receipts {
+                assert_eq!(receipt.msg_id, msg_id);
+                assert_eq!(receipt.channel, "atoll");
+                events.push(receipt.event);
+            }
+        }
+        if events.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(events, vec!["sent", "arrived"]);
+}

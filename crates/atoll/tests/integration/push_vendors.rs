@@ -187,13 +187,44 @@ async fn vendors_carry_pushes_to_offline_devices_and_dead_tokens_are_dropped() {
         assert_eq!(detail.by_channel[channel].sent, 1, "{detail:?}");
     }
 
+    // Revoke: APNs and HMS get a replacement under the same collapse key; FCM cannot.
+    let revoked = admin
+        .push_revoke(
+            WS,
+            &app,
+            &RevokeRequest {
+                task_id: Some(sent.task_id.clone()),
+                ..RevokeRequest::default()
+            },
+        )
+        .await
+        .expect("revoke");
+    assert_eq!(
+        (revoked.withdrawn, revoked.not_revocable),
+        (2, 1),
+        "{revoked:?}"
+    );
+    for fake in [&*vendors.apns, &*vendors.hms] {
+        assert!(fake.wait_for(2, Duration::from_secs(10)).await);
+        let replacement = &fake.received()[1];
+        assert_eq!(replacement.collapse_key.as_deref(), Some("order-42"));
+        assert_eq!(replacement.body.as_deref(), Some("Message revoked"));
+    }
+    vendors.apns.clear();
+    vendors.hms.clear();
+
     // The SDK reports arrival and opening of a vendor-delivered message.
+    let second = admin
+        .push_simple(WS, &app, &simple(&[android.device_id()], "second"))
+        .await
+        .expect("push");
+    wait_task(&admin, &app, &second.task_id, |d| d.task.counts.sent == 1).await;
     android
-        .report_push(&[ids[android.device_id()].to_owned()], PushEvent::Opened)
+        .report_push(&[second.messages[0].msg_id.clone()], PushEvent::Opened)
         .await
         .expect("report");
-    let detail = wait_task(&admin, &app, &sent.task_id, |d| d.task.counts.opened == 1).await;
-    assert_eq!(detail.task.counts.arrived, 1);
+    let detail = wait_task(&admin, &app, &second.task_id, |d| d.task.counts.opened == 1).await;
+    assert_eq!(detail.task.counts.arrived, 1, "{detail:?}");
 
     // A token the vendor calls dead fails the delivery and is removed from the device.
     vendors.apns.dead_token(APNS_TOKEN);
