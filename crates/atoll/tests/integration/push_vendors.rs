@@ -368,3 +368,182 @@ async fn kill_9_during_a_broadcast_loses_nothing_and_repeats_only_what_was_in_fl
     assert_eq!(detail.task.counts.targeted, DEVICES as u64, "{detail:?}");
     assert_eq!(detail.task.counts.sent, DEVICES as u64, "{detail:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_send_type_reaches_the_connection_and_each_vendor() {
+    use atoll_sdk::sync::{PushNotice, SyncClient, SyncOptions};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    let (server, admin, vendors) = start(&[]).await;
+    let app = server.demo.app_key.clone();
+    admin
+        .create_push_template(
+            WS,
+            &app,
+            &TemplateSpec {
+                name: "greeting".into(),
+                description: String::new(),
+                title: "Hello #name#".into(),
+                body: "Kind: #kind#".into(),
+                url: None,
+            },
+        )
+        .await
+        .expect("template");
+    // One device online on Atoll's connection, one per vendor.
+    let (online, _o) = server.device();
+    let online = Arc::new(online);
+    online
+        .register(&RegisterRequest {
+            platform: Some(Platform::Android),
+            ..RegisterRequest::default()
+        })
+        .await
+        .unwrap();
+    let sync = SyncClient::new(online.clone(), SyncOptions::default()).unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = seen.clone();
+    sync.on_push(move |notice| {
+        if let PushNotice::Message(m) = notice {
+            sink.lock().unwrap().push(m.title.clone());
+        }
+    });
+    sync.start();
+    assert!(sync.wait_connected(Duration::from_secs(10)).await);
+    let (ios, _a) = phone(&server, Platform::Ios, PushChannel::Apns, APNS_TOKEN).await;
+    let (android, _b) = phone(&server, Platform::Android, PushChannel::Fcm, "fcm-all").await;
+    let (huawei, _c) = phone(&server, Platform::Harmony, PushChannel::Hms, "hms-all").await;
+    let devices = [
+        online.device_id().to_owned(),
+        ios.device_id().to_owned(),
+        android.device_id().to_owned(),
+        huawei.device_id().to_owned(),
+    ];
+    let targets: Vec<PushTarget> = devices
+        .iter()
+        .map(|d| PushTarget {
+            target: d.clone(),
+            msg_key: None,
+        })
+        .collect();
+    let options = SendOptions {
+        expires_in_secs: 600,
+        ..SendOptions::default()
+    };
+    let values = |name: &str, kind: &str| {
+        BTreeMap::from([
+            ("name".to_string(), name.to_string()),
+            ("kind".to_string(), kind.to_string()),
+        ])
+    };
+    admin
+        .push_simple(
+            WS,
+            &app,
+            &SimplePush {
+                target_type: TargetType::Device,
+                targets: targets.clone(),
+                title: "simple".into(),
+                body: "b".into(),
+                options: options.clone(),
+            },
+        )
+        .await
+        .expect("simple");
+    admin
+        .push_template(
+            WS,
+            &app,
+            &TemplatePush {
+                target_type: TargetType::Device,
+                targets: targets.clone(),
+                template: "greeting".into(),
+                values: values("all", "template"),
+                options: options.clone(),
+            },
+        )
+        .await
+        .expect("template");
+    admin
+        .push_multiple(
+            WS,
+            &app,
+            &MultiplePush {
+                target_type: TargetType::Device,
+                template: "greeting".into(),
+                targets: devices
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| MultipleTarget {
+                        target: d.clone(),
+                        msg_key: Some(format!("multi-{i}")),
+                        values: values(&format!("d{i}"), "multiple"),
+                        extras: BTreeMap::new(),
+                    })
+                    .collect(),
+                options: options.clone(),
+            },
+        )
+        .await
+        .expect("multiple");
+    let broadcast = admin
+        .push_broadcast(
+            WS,
+            &app,
+            &BroadcastPush {
+                platform: None,
+                binding: Binding::All,
+                rule: None,
+                title: "broadcast".into(),
+                body: "b".into(),
+                template: None,
+                values: Default::default(),
+                msg_key: None,
+                options,
+            },
+        )
+        .await
+        .expect("broadcast");
+    assert_eq!(broadcast.state, "expanding");
+    let expected = |i: usize| {
+        vec![
+            "simple".to_string(),
+            "Hello all".to_string(),
+            format!("Hello d{i}"),
+            "broadcast".to_string(),
+        ]
+    };
+    for (i, fake) in [(1, &*vendors.apns), (2, &*vendors.fcm), (3, &*vendors.hms)] {
+        assert!(fake.wait_for(4, Duration::from_secs(15)).await, "{i}");
+        let mut titles: Vec<String> = fake
+            .received()
+            .iter()
+            .map(|r| r.title.clone().unwrap_or_default())
+            .collect();
+        titles.sort();
+        let mut want = expected(i);
+        want.sort();
+        assert_eq!(titles, want, "vendor of device {i}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while seen.lock().unwrap().len() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut titles = seen.lock().unwrap().clone();
+    titles.sort();
+    let mut want = expected(0);
+    want.sort();
+    assert_eq!(titles, want, "over the connection");
+    // The vendor was told when the message expires.
+    let expiration: i64 = vendors.apns.received()[0].headers["apns-expiration"]
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (expiration - (now + 600)).abs() < 60,
+        "{expiration} vs {now}"
+    );
+}
