@@ -672,6 +672,7 @@ test("a first-time user sets up an app in the console", async (t) => {
       }
       await page.locator("#by-channel tr[data-channel='atoll'] [data-arrived]", { hasText: /^1$/ }).waitFor();
       await page.locator("#task-table tr[data-task] [data-arrived]", { hasText: /^1$/ }).first().waitFor();
+      await page.locator("#core-indexes [data-total-arrived]", { hasText: /^[1-9]/ }).waitFor();
 
       // Fatigue caps are saved.
       await page.fill("#caps-form input[name=cap_per_day]", "5");

@@ -12,8 +12,8 @@ use atoll_platform::Error;
 use atoll_protocol::device::Platform;
 use atoll_protocol::push::{
     Binding, BroadcastPush, ChannelCredentials, ChannelInfo, ClickAction, PushCounts, PushSettings,
-    PushTarget, PushTask, PushTaskDetail, SendOptions, SendResult, SimplePush, TargetType,
-    Template as PushTemplate, TemplatePush, TemplateSpec,
+    PushStats, PushTarget, PushTask, PushTaskDetail, SendOptions, SendResult, SimplePush,
+    TargetType, Template as PushTemplate, TemplatePush, TemplateSpec,
 };
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
@@ -53,6 +53,8 @@ struct PushPage {
     channels: Vec<ChannelInfo>,
     settings: PushSettings,
     sent: Option<SendResult>,
+    /// The core indexes of the last 30 days.
+    stats: PushStats,
 }
 
 fn push_error(error: atoll_push::Error) -> Error {
@@ -123,6 +125,25 @@ async fn render(
         .await
         .map_err(push_error)
         .or_error_page(&shell)?;
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+        .div_euclid(86_400_000);
+    let stats = push
+        .stats(
+            &principal,
+            ws,
+            &app_key,
+            today - 29,
+            today,
+            None,
+            None,
+            None,
+        )
+        .await
+        .map_err(push_error)
+        .or_error_page(&shell)?;
     let task = query.task.trim();
     let detail = if task.is_empty() {
         None
@@ -146,6 +167,7 @@ async fn render(
         channels,
         settings,
         sent,
+        stats,
         app_key,
         shell,
     };
