@@ -344,6 +344,61 @@ async fn scenario(db: TestDatabase) {
             .await,
         1
     );
+    // Users: every bound device, or only the most recent one.
+    w.device("alice-tablet", Platform::Android, Some("alice"))
+        .await;
+    w.clock.advance_ms(1_000);
+    w.device("alice-phone", Platform::Ios, Some("alice")).await;
+    for (target_type, expected) in [(TargetType::User, 2), (TargetType::UserRecent, 1)] {
+        let sent = w
+            .push
+            .send_simple(
+                &w.principal,
+                "ws",
+                &w.app_key,
+                SimplePush {
+                    target_type,
+                    ..w.simple("alice", options(600))
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(sent.messages[0].devices, expected, "{target_type:?}");
+    }
+    let recent = w
+        .count(
+            "SELECT COUNT(*) FROM push_deliveries d JOIN push_messages m ON m.id = d.msg_id \
+             WHERE m.target_type = 'user_recent' AND d.device_id = 'alice-phone'",
+        )
+        .await;
+    assert_eq!(recent, 1, "the most recent device");
+
+    // Revoke only within 7 days.
+    let old = w
+        .push
+        .send_simple(
+            &w.principal,
+            "ws",
+            &w.app_key,
+            w.simple("phone-1", options(600)),
+        )
+        .await
+        .unwrap();
+    w.clock.advance_ms(8 * 86_400_000);
+    let error = w
+        .push
+        .revoke(
+            &w.principal,
+            "ws",
+            &w.app_key,
+            RevokeRequest {
+                msg_id: Some(old.messages[0].msg_id.clone()),
+                ..RevokeRequest::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), atoll_protocol::ErrorCode::RevokeWindowPassed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
