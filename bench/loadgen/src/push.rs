@@ -356,6 +356,7 @@ async fn broadcast(args: BroadcastArgs) -> Result<()> {
     let task = answer["task_id"].as_str().context("no task id")?.to_owned();
     let deadline = started + Duration::from_secs_f64(args.timeout);
     let (mut sent, mut failed, mut arrived);
+    let mut progress = Instant::now();
     loop {
         let (status, detail) = admin
             .call(Method::GET, &format!("/tasks/{task}"), None)
@@ -367,10 +368,18 @@ async fn broadcast(args: BroadcastArgs) -> Result<()> {
         sent = counts["sent"].as_u64().unwrap_or(0);
         arrived = counts["arrived"].as_u64().unwrap_or(0);
         failed = counts["failed"].as_u64().unwrap_or(0);
+        if progress.elapsed() >= Duration::from_secs(1) || sent + failed >= args.expected {
+            progress = Instant::now();
+            eprintln!(
+                "  {:6.2} s: sent {sent}, failed {failed}, state {}",
+                started.elapsed().as_secs_f64(),
+                detail["state"].as_str().unwrap_or("?")
+            );
+        }
         if sent + failed >= args.expected || Instant::now() > deadline {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(

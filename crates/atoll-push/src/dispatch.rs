@@ -244,7 +244,9 @@ async fn claim(service: &PushService, limit: usize) -> crate::Result<Vec<Claimed
          RETURNING msg_id, device_id, app_id, task_id, kind, platform, channel, token, notify, attempts, \
          expires_at, sent_at"
     );
+    let started = std::time::Instant::now();
     let mut tx = service.store().begin_write().await?;
+    let locked = started.elapsed();
     let rows = sqlx::query(&sql)
         .bind(lease_end)
         .bind(now)
@@ -252,6 +254,7 @@ async fn claim(service: &PushService, limit: usize) -> crate::Result<Vec<Claimed
         .fetch_all(&mut **tx)
         .await?;
     tx.commit().await?;
+    tracing::debug!(claimed = rows.len(), ?locked, total = ?started.elapsed(), "push claim");
     rows.iter()
         .map(|row| {
             Ok(Claimed {
@@ -292,7 +295,7 @@ async fn contents(
     }
     missing.sort_unstable();
     missing.dedup();
-    for chunk in missing.chunks(500) {
+    for chunk in missing.chunks(crate::expand::IN_LIST) {
         let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
         let sql = format!(
             "SELECT id, content FROM push_messages WHERE id IN ({})",
@@ -325,7 +328,7 @@ async fn fatigue_counts(
     now: i64,
 ) -> crate::Result<HashMap<String, [u32; 3]>> {
     let mut counts: HashMap<String, [u32; 3]> = HashMap::new();
-    for chunk in devices.chunks(500) {
+    for chunk in devices.chunks(crate::expand::IN_LIST) {
         let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
         let sql = format!(
             "SELECT device_id, sent_at FROM push_deliveries WHERE app_id = $1 AND sent_at >= $2 \
@@ -642,6 +645,7 @@ async fn write_events(service: &Arc<PushService>) -> crate::Result<()> {
             return Ok(());
         }
         let now = service.clock.now_ms();
+        let started = std::time::Instant::now();
         let mut tally = Tally::default();
         let mut wake = false;
         let mut recheck_online = Vec::new();
@@ -816,7 +820,9 @@ async fn write_events(service: &Arc<PushService>) -> crate::Result<()> {
             }
         }
         tally.write(&mut tx).await?;
+        let applied = started.elapsed();
         tx.commit().await?;
+        tracing::debug!(events = events.len(), ?applied, total = ?started.elapsed(), "push write");
         if !receipts.is_empty() {
             service.emit_receipts(receipts).await;
         }

@@ -63,6 +63,7 @@ impl PushService {
 
     /// One expansion step of a task; `true` while there is more to do.
     async fn expand_step(&self, task_id: &str) -> Result<bool> {
+        let started = std::time::Instant::now();
         let now = self.clock.now_ms();
         let mut tx = self.store().begin_write().await?;
         let Some(row) = sqlx::query(&format!(
@@ -100,6 +101,7 @@ impl PushService {
                 let msg_id: String = message.try_get(0)?;
                 let content = Self::parse_content(&message.try_get::<String, _>(2)?)?;
                 let rule = expand::compile_rule(audience.rule.as_deref(), task_id)?;
+                let locked = started.elapsed();
                 let (devices, last) = expand::broadcast_page(
                     &mut tx,
                     &app_id,
@@ -108,6 +110,7 @@ impl PushService {
                     after.as_deref().unwrap_or(""),
                 )
                 .await?;
+                let read = started.elapsed();
                 inserted += expand::insert_deliveries(
                     &mut tx,
                     &DeliveryHead {
@@ -123,6 +126,7 @@ impl PushService {
                     &devices,
                 )
                 .await?;
+                tracing::debug!(?locked, ?read, inserted_at = ?started.elapsed(), "push page");
                 match last {
                     Some(last) => {
                         sqlx::query("UPDATE push_tasks SET expand_after = $2, updated_at = $3 WHERE id = $1")
@@ -170,7 +174,9 @@ impl PushService {
                 .execute(&mut **tx)
                 .await?;
         }
+        let written = started.elapsed();
         tx.commit().await?;
+        tracing::debug!(task_id, inserted, more, ?written, total = ?started.elapsed(), "push expansion step");
         if inserted > 0 {
             self.dispatcher.wake();
         }
