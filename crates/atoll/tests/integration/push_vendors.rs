@@ -547,3 +547,34 @@ async fn every_send_type_reaches_the_connection_and_each_vendor() {
         "{expiration} vs {now}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vendor_outages_are_retried_then_dead_lettered_with_the_reason() {
+    let (server, admin, vendors) = start(&[("ATOLL_PUSH_MAX_ATTEMPTS", "3")]).await;
+    let app = server.demo.app_key.clone();
+    let (huawei, _a) = phone(&server, Platform::Harmony, PushChannel::Hms, "hms-outage").await;
+    // Two 503s, then the vendor is back: the third attempt delivers.
+    vendors.hms.fail_unavailable(2);
+    let sent = admin
+        .push_simple(WS, &app, &simple(&[huawei.device_id()], "after an outage"))
+        .await
+        .expect("push");
+    assert!(vendors.hms.wait_for(1, Duration::from_secs(20)).await);
+    let detail = wait_task(&admin, &app, &sent.task_id, |d| d.task.counts.sent == 1).await;
+    assert_eq!(detail.task.counts.sent, 1, "{detail:?}");
+    let statuses = admin
+        .push_device_messages(WS, &app, huawei.device_id())
+        .await
+        .unwrap();
+    assert_eq!(statuses[0].attempts, 3, "{statuses:?}");
+    // A longer outage: after 3 attempts the delivery fails with the vendor's reason.
+    vendors.hms.fail_unavailable(10);
+    let failed = admin
+        .push_simple(WS, &app, &simple(&[huawei.device_id()], "lost"))
+        .await
+        .expect("push");
+    let detail = wait_task(&admin, &app, &failed.task_id, |d| d.task.counts.failed == 1).await;
+    assert_eq!(detail.task.counts.failed, 1, "{detail:?}");
+    assert_eq!(detail.failures.values().sum::<u64>(), 1, "{detail:?}");
+    assert_eq!(vendors.hms.received().len(), 1, "nothing more was accepted");
+}
