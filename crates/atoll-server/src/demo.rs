@@ -529,6 +529,44 @@ pub async fn seed_push(
         },
     )
     .await?;
+    // Three phones of a demo customer (offline, with vendor tokens but no vendor
+    // channel configured yet), so the broadcast has an audience waiting for them.
+    let identity = platform.verifier().app_by_key(app).await?;
+    for (index, (kind, channel)) in [
+        (Platform::Ios, atoll_protocol::device::PushChannel::Apns),
+        (Platform::Android, atoll_protocol::device::PushChannel::Fcm),
+        (Platform::Harmony, atoll_protocol::device::PushChannel::Hms),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let caller = atoll_platform::DeviceCaller {
+            app_id: identity.app_id.clone(),
+            app_key: identity.app_key.clone(),
+            workspace_id: identity.workspace_id.clone(),
+            device_id: format!("demo-phone-{}", index + 1),
+        };
+        platform
+            .register_device(
+                &caller,
+                atoll_protocol::device::RegisterRequest {
+                    platform: Some(kind),
+                    app_version: Some("2.4.0".into()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        platform.bind_user(&caller, "demo-customer").await?;
+        platform
+            .set_push_token(
+                &caller,
+                atoll_protocol::device::PushTokenRequest {
+                    channel,
+                    token: format!("demo-token-{}", index + 1),
+                },
+            )
+            .await?;
+    }
     push.send_broadcast(
         &principal,
         workspace,
