@@ -200,28 +200,16 @@ impl FcmProvider {
                 }),
             )
             .map_err(|reason| SendOutcome::Rejected { reason })?;
-        let response = self
-            .client
-            .post(&sa.token_uri)
-            .form(&[
+        http::fetch_access_token(
+            &self.client,
+            &sa.token_uri,
+            &[
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
                 ("assertion", assertion.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(|e| http::network_outcome(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| http::network_outcome(&e))?;
-        if !status.is_success() {
-            return Err(http::token_endpoint_failure(
-                status, &headers, &body, now_ms,
-            ));
-        }
-        http::parse_token_response(&body, now_ms)
+            ],
+            now_ms,
+        )
+        .await
     }
 }
 

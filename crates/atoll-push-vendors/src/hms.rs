@@ -105,29 +105,17 @@ impl HmsProvider {
     }
 
     async fn fetch_token(&self, now_ms: i64) -> Result<AccessToken, SendOutcome> {
-        let response = self
-            .client
-            .post(self.credentials.token_url())
-            .form(&[
+        http::fetch_access_token(
+            &self.client,
+            self.credentials.token_url(),
+            &[
                 ("grant_type", "client_credentials"),
                 ("client_id", self.credentials.app_id.as_str()),
                 ("client_secret", self.credentials.client_secret.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(|e| http::network_outcome(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| http::network_outcome(&e))?;
-        if !status.is_success() {
-            return Err(http::token_endpoint_failure(
-                status, &headers, &body, now_ms,
-            ));
-        }
-        http::parse_token_response(&body, now_ms)
+            ],
+            now_ms,
+        )
+        .await
     }
 
     async fn deliver(&self, n: &Notification, token: &str, now_ms: i64) -> SendOutcome {

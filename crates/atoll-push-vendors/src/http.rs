@@ -112,6 +112,29 @@ pub async fn post_json(
     })
 }
 
+/// Exchanges a form at an OAuth2 token endpoint (FCM's JWT bearer grant,
+/// HMS's client credentials) for an access token.
+pub async fn fetch_access_token(
+    client: &reqwest::Client,
+    url: &str,
+    form: &[(&str, &str)],
+    now_ms: i64,
+) -> Result<AccessToken, SendOutcome> {
+    let response = client
+        .post(url)
+        .form(form)
+        .send()
+        .await
+        .map_err(|e| network_outcome(&e))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.map_err(|e| network_outcome(&e))?;
+    if !status.is_success() {
+        return Err(token_endpoint_failure(status, &headers, &body, now_ms));
+    }
+    parse_token_response(&body, now_ms)
+}
+
 /// Merges `patch` into `target`: objects recursively, `null` removes a key,
 /// anything else replaces. How vendor pass-through options are applied.
 pub fn deep_merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
