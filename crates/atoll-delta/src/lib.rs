@@ -53,6 +53,7 @@ mod deflate;
 mod error;
 mod format;
 mod matcher;
+mod pages;
 mod source;
 pub mod zip;
 

@@ -125,16 +125,15 @@ impl<'a> Index<'a> {
         // (measured on a 60 MB library); divsufsort stays as the fallback if
         // libsais refuses the input. Single-threaded: the server runs diffs in
         // a bounded pool.
-        let sa: Vec<i32> = libsais::SuffixArrayConstruction::for_text(old)
-            .in_owned_buffer()
+        let mut sa: Vec<i32> = crate::pages::zeroed(old.len());
+        let built = libsais::SuffixArrayConstruction::for_text(old)
+            .in_borrowed_buffer(&mut sa)
             .single_threaded()
             .run()
-            .map(|sa| sa.into_vec())
-            .unwrap_or_else(|_| {
-                let mut sa = vec![0i32; old.len()];
-                divsufsort::sort_in_place(old, &mut sa);
-                sa
-            });
+            .is_ok();
+        if !built {
+            divsufsort::sort_in_place(old, &mut sa);
+        }
         let mut starts = vec![0u32; 65_537];
         for p in 0..old.len() {
             starts[key(&old[p..]) + 1] += 1;
@@ -210,7 +209,9 @@ pub(crate) fn diff(old: &[u8], new: &[u8]) -> Streams {
         }
         return finish(s, records);
     }
-    let index = Index::new(old);
+    // The old file is read at random by the search: a huge-page copy of it.
+    let old_copy = crate::pages::copy_of(old);
+    let index = Index::new(&old_copy);
 
     let (newsize, oldsize) = (new.len(), old.len());
     let (mut scan, mut len, mut pos) = (0usize, 0usize, 0usize);

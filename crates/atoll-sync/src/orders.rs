@@ -673,6 +673,9 @@ impl SyncService {
             .authorize_app(principal, slug, app_key, Requirement::READ)
             .await?;
         let now = self.clock.now_ms();
+        // Acknowledgements wait up to a flush period in memory; write them
+        // first so the page shows what the device acknowledged a moment ago.
+        self.log.save_cursors(&self.hub.take_cursors(), now).await?;
         let mut cursors = Vec::new();
         for row in self.log.device_cursors(&access.app_id, device_id).await? {
             let bounds = self
