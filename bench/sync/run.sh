@@ -25,6 +25,7 @@
 # Knobs: SIZES="10000 50000 100000" FANOUT_SIZES="10000 100000" MESSAGES=5
 # HOLD=10 CHURN_LOOPS=64 CHURN_DURATION=10 SOURCE_IPS=127.0.0.2-127.0.0.6
 # IN_FLIGHT=500 QUIET_WAIT=120 NATS=/usr/sbin/nats-server
+# ATOLL_ENV="NAME=value …" (extra environment for atoll, e.g. an allocator experiment)
 # ATOLL=… LOADGEN=… (default: release builds under $CARGO_TARGET_DIR/release,
 # built unless BENCH_SKIP_BUILD=1 or both are given).
 # Needs: Linux with 2 CPUs, taskset, curl, nats-server; root (or CAP_SYS_RESOURCE)
@@ -98,7 +99,7 @@ fits() { # connections: both ends fit in the open-file limit?
 # timeout is 90 s and clients do not ping), no demo analytics. Upgraded device
 # connections do not count against the HTTP connection cap (checked: 500
 # connections with ATOLL_HTTP_MAX_CONNECTIONS=100), so it stays at its default.
-ATOLL_EXTRA_ENV="ATOLL_SYNC_IDLE_TIMEOUT_SECS=3600"
+ATOLL_EXTRA_ENV="ATOLL_SYNC_IDLE_TIMEOUT_SECS=3600 ${ATOLL_ENV:-}"
 ATOLL_DEMO_ARGS="--demo-devices 0"
 ATOLL_DATA=$WORK/atoll
 TOKEN=""
