@@ -105,9 +105,11 @@ where
     let reason = loop {
         let (frames, closing) = conn.take_outbox();
         if !frames.is_empty() {
-            let written =
-                tokio::time::timeout(settings.write_timeout, write_frames(&mut writer, frames))
-                    .await;
+            let written = tokio::time::timeout(
+                settings.write_timeout,
+                Box::pin(write_frames(&mut writer, frames)),
+            )
+            .await;
             match written {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => break CloseReason::ClientClosed,
@@ -134,7 +136,9 @@ where
                     Ok(0) | Err(_) => break CloseReason::ClientClosed,
                     Ok(_) => {
                         conn.touch(hub.now());
-                        match handle_input(&service, &conn, &mut decoder, &mut inbuf).await {
+                        // Boxed, like the writes below: the task of an idle
+                        // connection then holds pointers, not these states.
+                        match Box::pin(handle_input(&service, &conn, &mut decoder, &mut inbuf)).await {
                             Input::Open => {}
                             Input::Closed => {
                                 conn.close(CloseReason::ClientClosed);
