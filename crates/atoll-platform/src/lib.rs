@@ -69,6 +69,9 @@ impl Default for PlatformSettings {
 /// Devices whose profile is cached at most.
 const PROFILE_CACHE_DEVICES: usize = 200_000;
 
+/// How often stale device profiles are dropped: their time to live.
+pub const PROFILE_SWEEP_PERIOD: std::time::Duration = profiles::PROFILE_TTL;
+
 /// Tenancy, users, sessions and devices.
 #[derive(Debug, Clone)]
 pub struct PlatformService {
@@ -114,6 +117,12 @@ impl PlatformService {
 
     pub(crate) fn profiles(&self) -> &profiles::ProfileCache {
         &self.inner.profiles
+    }
+
+    /// Drops remembered device profiles past their time to live (housekeeping
+    /// calls it every [`PROFILE_SWEEP_PERIOD`]). Returns how many.
+    pub fn forget_stale_profiles(&self) -> usize {
+        self.inner.profiles.forget_stale()
     }
 
     /// The metadata store.

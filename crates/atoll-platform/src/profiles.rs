@@ -69,6 +69,20 @@ impl ProfileCache {
         );
     }
 
+    /// Drops the profiles past their time to live, so that devices which
+    /// connected once and then stay idle on their connection do not keep
+    /// theirs until the cache fills up. Returns how many were dropped.
+    pub(crate) fn forget_stale(&self) -> usize {
+        let mut entries = self.entries.lock();
+        let before = entries.len();
+        entries.retain(|_, entry| entry.fetched.elapsed() < PROFILE_TTL);
+        // After a burst of connects most of the table is empty: give it back.
+        if entries.capacity() > 4 * entries.len().max(1024) {
+            entries.shrink_to_fit();
+        }
+        before - entries.len()
+    }
+
     /// Forgets a device after this node changed it.
     pub(crate) fn forget(&self, app_id: &str, device_id: &str) {
         self.entries.lock().remove(&key(app_id, device_id));
@@ -103,5 +117,22 @@ mod tests {
         cache.put("a", "d3", None);
         cache.put("a", "d4", None);
         assert!(cache.entries.lock().len() <= 2);
+    }
+
+    #[test]
+    fn stale_profiles_are_dropped_and_fresh_ones_kept() {
+        let cache = ProfileCache::new(100);
+        cache.put("a", "fresh", Some(device("fresh", None)));
+        cache.put("a", "stale", Some(device("stale", None)));
+        let long_ago = Instant::now()
+            .checked_sub(PROFILE_TTL + Duration::from_secs(1))
+            .expect("the clock is past the TTL");
+        if let Some(entry) = cache.entries.lock().get_mut(&key("a", "stale")) {
+            entry.fetched = long_ago;
+        }
+        assert_eq!(cache.forget_stale(), 1);
+        assert!(cache.get("a", "fresh").is_some());
+        assert!(cache.entries.lock().get(&key("a", "stale")).is_none());
+        assert_eq!(cache.forget_stale(), 0);
     }
 }

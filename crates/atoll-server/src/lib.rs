@@ -471,6 +471,7 @@ fn spawn_housekeeping(state: AppState, stop: CancellationToken) -> tokio::task::
         Duration::from_secs(state.config.analytics.retention_check_interval_secs.max(60));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        let mut profiles = tokio::time::interval(atoll_platform::PROFILE_SWEEP_PERIOD);
         // The first retention pass waits a minute: it checkpoints the event
         // buffer, which a server just started (or a test) does not need at once.
         let mut retention = tokio::time::interval_at(
@@ -486,6 +487,9 @@ fn spawn_housekeeping(state: AppState, stop: CancellationToken) -> tokio::task::
                         Ok(rows) => tracing::info!(rows, "events past their app's retention deleted"),
                         Err(error) => tracing::warn!(%error, "event retention failed"),
                     }
+                }
+                _ = profiles.tick() => {
+                    platform.forget_stale_profiles();
                 }
                 _ = tick.tick() => {
                     match platform.purge_expired().await {
