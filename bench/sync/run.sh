@@ -16,8 +16,10 @@
 #       `PUB feed` (16 B) from a plain TCP client
 #
 # Idle: N connections over the source addresses $SOURCE_IPS (about 28k ports
-# per source address and server port otherwise), held $HOLD s; server VmRSS
-# before/after (ΔRSS/N), kernel memory (/proc/net/sockstat, slab), connect
+# per source address and server port otherwise), opened half and then half,
+# held $HOLD s; server VmRSS before/after (ΔRSS/N) and what the second half
+# added per connection (the marginal cost, without caches that fill once and
+# stay bounded), kernel memory (/proc/net/sockstat, slab), connect
 # rate, failures. Fan-out: N subscribers, $MESSAGES messages one at a time,
 # time from the send until every subscriber has it, and per-subscriber p50/p99.
 # Churn: $CHURN_LOOPS loops of connect → subscribe → answer → close.
@@ -259,6 +261,7 @@ for n in $SIZES; do
     a=a-idle-$n b=n-idle-$n
     [[ -n ${RESULT[$a]:-} ]] || continue
     row "idle $n: server RSS B/conn$(mark "$a" "$b")" "$(num "$(field "$a" server_bytes_per_conn)")" "$(num "$(field "$b" server_bytes_per_conn)")" lower
+    row "idle $n: server RSS B/conn, 2nd half (marginal)" "$(num "$(field "$a" server_marginal_bytes_per_conn)")" "$(num "$(field "$b" server_marginal_bytes_per_conn)")" lower
     row "idle $n: kernel slab B/conn (both ends)" "$(num "$(field "$a" slab_bytes_per_conn)")" "$(num "$(field "$b" slab_bytes_per_conn)")" lower
     row "idle $n: connects/s while filling" "$(num "$(field "$a" conn_per_s)")" "$(num "$(field "$b" conn_per_s)")" higher
     row "idle $n: connect+subscribe p99 ms" "$(msec "$(field "$a" setup_p99_us)")" "$(msec "$(field "$b" setup_p99_us)")" lower

@@ -946,10 +946,21 @@ struct Opened {
 
 /// Opens `shared.goal` connections, at most `in_flight` connects at a time.
 async fn open_all(shared: &Arc<Shared>, in_flight: usize) -> Opened {
+    open_range(shared, in_flight, 0..shared.goal).await
+}
+
+/// Opens connections `range` (indexes into the devices) and waits until each
+/// of them is ready or failed; the counts returned are totals so far.
+async fn open_range(
+    shared: &Arc<Shared>,
+    in_flight: usize,
+    range: std::ops::Range<usize>,
+) -> Opened {
     let started = Instant::now();
     let slots = Arc::new(Semaphore::new(in_flight));
     let progress_every = (shared.goal / 10).max(1000);
-    for index in 0..shared.goal {
+    let settled_at = range.end;
+    for index in range {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             break;
         };
@@ -963,7 +974,7 @@ async fn open_all(shared: &Arc<Shared>, in_flight: usize) -> Opened {
             );
         }
     }
-    while shared.ready.load(Ordering::Acquire) + shared.failed.load(Ordering::Acquire) < shared.goal
+    while shared.ready.load(Ordering::Acquire) + shared.failed.load(Ordering::Acquire) < settled_at
     {
         let _ = tokio::time::timeout(Duration::from_millis(200), shared.settled.notified()).await;
     }
@@ -1078,8 +1089,21 @@ async fn idle(args: IdleArgs) -> Result<()> {
         common.in_flight,
         shared.cfg.sources.len().max(1)
     );
-    let opened = open_all(&shared, common.in_flight).await;
+    // Half first, then the rest: the memory the second half adds is the
+    // marginal cost of a connection, without what fills up once (caches of
+    // the server's store, pools, tables) and is bounded.
+    let half = args.connections / 2;
+    let first = open_range(&shared, common.in_flight, 0..half).await;
+    let rss_half = pid.and_then(vm_rss_kb);
+    let mut opened = open_range(&shared, common.in_flight, half..args.connections).await;
+    opened.seconds += first.seconds;
     let rss_connected = pid.and_then(vm_rss_kb);
+    let marginal = match (rss_half, rss_connected) {
+        (Some(half_kb), Some(all_kb)) if opened.ready > first.ready => {
+            Some((all_kb as f64 - half_kb as f64) * 1024.0 / (opened.ready - first.ready) as f64)
+        }
+        _ => None,
+    };
     tokio::time::sleep(Duration::from_secs_f64(args.hold.max(0.0))).await;
     let rss_after = pid.and_then(vm_rss_kb);
     let sock_after = sockstat();
@@ -1140,6 +1164,11 @@ async fn idle(args: IdleArgs) -> Result<()> {
         server_per_conn.map_or("-".to_owned(), |b| format!("{b:.0} B")),
     );
     println!(
+        "server rss  at half {}  => the second half added {} per connection",
+        fmt_kb(rss_half),
+        marginal.map_or("-".to_owned(), |b| format!("{b:.0} B")),
+    );
+    println!(
         "kernel tcp  sockets in use {} -> {}, buffer memory {} -> {} pages => {kernel_per_conn:.0} B per connection (both ends)",
         sock_before.inuse, sock_after.inuse, sock_before.mem_pages, sock_after.mem_pages,
     );
@@ -1156,7 +1185,7 @@ async fn idle(args: IdleArgs) -> Result<()> {
     );
     let opt = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
     println!(
-        "RESULT label={} target={} mode=idle connections={} ready={} failed={} dropped={dropped} errors={errors} connect_s={:.2} conn_per_s={rate:.1} setup_p50_us={} setup_p99_us={} setup_max_us={} rss_before_kb={} rss_connected_kb={} rss_after_kb={} server_bytes_per_conn={} tcp_inuse_before={} tcp_inuse_after={} tcp_mem_pages_before={} tcp_mem_pages_after={} kernel_bytes_per_conn={kernel_per_conn:.0} slab_kb_before={slab_before} slab_kb_after={slab_after} slab_bytes_per_conn={slab_per_conn:.0} client_rss_kb={client_after}",
+        "RESULT label={} target={} mode=idle connections={} ready={} failed={} dropped={dropped} errors={errors} connect_s={:.2} conn_per_s={rate:.1} setup_p50_us={} setup_p99_us={} setup_max_us={} rss_before_kb={} rss_connected_kb={} rss_after_kb={} server_bytes_per_conn={} server_marginal_bytes_per_conn={} tcp_inuse_before={} tcp_inuse_after={} tcp_mem_pages_before={} tcp_mem_pages_after={} kernel_bytes_per_conn={kernel_per_conn:.0} slab_kb_before={slab_before} slab_kb_after={slab_after} slab_bytes_per_conn={slab_per_conn:.0} client_rss_kb={client_after}",
         common.label,
         common.target.name(),
         args.connections,
@@ -1170,6 +1199,7 @@ async fn idle(args: IdleArgs) -> Result<()> {
         opt(rss_connected),
         opt(rss_after),
         server_per_conn.map_or("-".to_owned(), |b| format!("{b:.0}")),
+        marginal.map_or("-".to_owned(), |b| format!("{b:.0}")),
         sock_before.inuse,
         sock_after.inuse,
         sock_before.mem_pages,
