@@ -172,21 +172,49 @@ pub struct Ordinals {
 pub fn to_record_batch(rows: &[&EventRow], ordinals: &[Ordinals]) -> RecordBatch {
     debug_assert_eq!(rows.len(), ordinals.len());
     let n = rows.len();
+    // Every text column sized to what it will hold: `StringBuilder::new()`
+    // reserves 1,024 values and 1,024 bytes, ~5 KB a column, so a batch of 50
+    // rows cost ~70 KB of fresh memory (kept in the live buffer until the flush)
+    // and its allocation was a sixth of the ingest CPU.
+    let text = |value: &dyn Fn(&EventRow) -> Option<&str>| {
+        let bytes = rows.iter().filter_map(|row| value(row)).map(str::len).sum();
+        StringBuilder::with_capacity(n, bytes)
+    };
     let mut uuid = FixedSizeBinaryBuilder::with_capacity(n, 16);
     let mut time = Int64Builder::with_capacity(n);
     let mut received = Int64Builder::with_capacity(n);
-    let mut event_id = StringBuilder::with_capacity(n, n * 12);
-    let mut device_id = StringBuilder::with_capacity(n, n * 24);
+    let mut event_id = text(&|row| Some(&row.event_id));
+    let mut device_id = text(&|row| Some(&row.device_id));
     let mut device_ord = UInt32Builder::with_capacity(n);
-    let mut user_id = StringBuilder::new();
+    let mut user_id = text(&|row| row.user_id.as_deref());
     let mut user_ord = UInt32Builder::with_capacity(n);
-    let mut session_id = StringBuilder::new();
-    let mut page = StringBuilder::new();
-    let mut referrer = StringBuilder::new();
+    let mut session_id = text(&|row| row.session_id.as_deref());
+    let mut page = text(&|row| row.page.as_deref());
+    let mut referrer = text(&|row| row.referrer.as_deref());
     let mut duration = Int64Builder::with_capacity(n);
-    let mut texts: [StringBuilder; 7] = Default::default();
+    let mut texts: [StringBuilder; 7] = [
+        text(&|row| row.platform.as_deref()),
+        text(&|row| row.os_version.as_deref()),
+        text(&|row| row.model.as_deref()),
+        text(&|row| row.app_version.as_deref()),
+        text(&|row| row.channel.as_deref()),
+        text(&|row| row.region.as_deref()),
+        text(&|row| row.network.as_deref()),
+    ];
     let mut registered = BooleanBuilder::with_capacity(n);
-    let mut attributes = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    let pairs: usize = rows.iter().map(|row| row.attributes.len()).sum();
+    let (key_bytes, value_bytes) = rows
+        .iter()
+        .flat_map(|row| &row.attributes)
+        .fold((0, 0), |(k, v), (key, value)| {
+            (k + key.len(), v + value.len())
+        });
+    let mut attributes = MapBuilder::with_capacity(
+        None,
+        StringBuilder::with_capacity(pairs, key_bytes),
+        StringBuilder::with_capacity(pairs, value_bytes),
+        n,
+    );
     for (row, ords) in rows.iter().zip(ordinals) {
         uuid.append_value(row.uuid.to_be_bytes())
             .expect("16-byte values always fit");

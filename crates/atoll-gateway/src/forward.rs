@@ -9,13 +9,13 @@
 //! name resolves to, so a name cannot be pointed at an internal address later.
 //! Redirects are never followed, and environment proxies are ignored.
 
+use crate::backend_pool::{error_chain, resolve_allowed, BackendPool, PoolError};
 use crate::snapshot::CompiledApi;
 use crate::{Error, Result};
 use atoll_gateway_policy::backends::BackendPolicy;
 use atoll_protocol::gateway_signing::{self as signing, ForwardedParts};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,28 +91,12 @@ impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = self.policy.clone();
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addresses: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addresses
-                .iter()
-                .copied()
-                .filter(|address| policy.check_resolved_host(&host, address.ip()).is_ok())
-                .collect();
-            if allowed.is_empty() {
-                let refusal = addresses
-                    .first()
-                    .map(|address| {
-                        policy
-                            .check_resolved_host(&host, address.ip())
-                            .err()
-                            .map(|refusal| refusal.to_string())
-                            .unwrap_or_default()
-                    })
-                    .unwrap_or_else(|| format!("{host} has no addresses"));
-                return Err(Box::new(Refused(refusal)) as Box<dyn std::error::Error + Send + Sync>);
+            match resolve_allowed(&policy, name.as_str(), 0).await? {
+                Ok(allowed) => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+                Err(refusal) => {
+                    Err(Box::new(Refused(refusal)) as Box<dyn std::error::Error + Send + Sync>)
+                }
             }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }
@@ -128,9 +112,11 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-/// The HTTP clients to backends: one that verifies TLS certificates and one for
-/// groups that turned verification off.
+/// The HTTP clients to backends: the keep-alive pool for plain-HTTP backends,
+/// and for HTTPS ones a client that verifies TLS certificates and one for groups
+/// that turned verification off.
 pub struct Forwarder {
+    pool: BackendPool,
     verifying: reqwest::Client,
     unverified: reqwest::Client,
     policy: Arc<BackendPolicy>,
@@ -178,6 +164,7 @@ impl Forwarder {
         clock: Arc<dyn atoll_core::clock::Clock>,
     ) -> Result<Forwarder> {
         Ok(Forwarder {
+            pool: BackendPool::new(policy.clone(), pool_max_idle_per_host),
             verifying: client(&policy, pool_max_idle_per_host, true)?,
             unverified: client(&policy, pool_max_idle_per_host, false)?,
             policy,
@@ -218,20 +205,20 @@ impl Forwarder {
             )
         };
         let group = &api.group;
-        let url = if query.is_empty() {
-            format!("{}{path}", group.base_url)
-        } else {
-            format!("{}{path}?{query}", group.base_url)
-        };
-        let parsed = url::Url::parse(&url).map_err(|error| {
-            Error::Invalid(format!("request: the backend URL is not valid: {error}"))
-        })?;
+        // The group's base URL was parsed once; only the path and query are
+        // set here (encoded as the URL standard says, as the backend receives them).
+        let mut url = group.base.clone();
+        url.set_path(&format!(
+            "{}{path}",
+            group.base.path().trim_end_matches('/')
+        ));
+        url.set_query((!query.is_empty()).then_some(query.as_str()));
         self.policy
-            .check_url(&parsed)
+            .check_url(&url)
             .map_err(|refusal| Error::BackendNotAllowed(refusal.to_string()))?;
         // The path as the backend receives it: what the signature covers.
-        let signed_path = parsed.path().to_owned();
-        let signed_query = parsed.query().unwrap_or("").to_owned();
+        let signed_path = url.path();
+        let signed_query = url.query().unwrap_or("");
 
         let mut headers = HeaderMap::with_capacity(client_headers.len() + 12);
         for (name, value) in client_headers {
@@ -263,8 +250,8 @@ impl Forwarder {
                 &group.secret,
                 &ForwardedParts {
                     method: method.as_str(),
-                    path: &signed_path,
-                    query: &signed_query,
+                    path: signed_path,
+                    query: signed_query,
                     timestamp,
                     request_id: identity.request_id,
                     operation_type: identity.operation_type,
@@ -280,7 +267,7 @@ impl Forwarder {
                 HeaderValue::from_str(&signature).expect("hex is a header value"),
             );
             match self
-                .attempt(api, &parsed, attempt_headers, body.clone(), started)
+                .attempt(api, &url, attempt_headers, body.clone(), started)
                 .await
             {
                 Attempt::Answered(response) => return Ok(response),
@@ -319,35 +306,17 @@ impl Forwarder {
                 group.state.max_pending, group.spec.name
             )));
         };
-        let client = if group.spec.tls_verify {
-            &self.verifying
-        } else {
-            &self.unverified
-        };
-        let method = reqwest::Method::from_bytes(api.spec.method.as_str().as_bytes())
-            .expect("registry methods are valid");
         let sent_headers = headers.clone();
-        let request = client
-            .request(method, url.clone())
-            .headers(headers)
-            .body(body)
-            .build();
-        let request = match request {
-            Ok(request) => request,
-            Err(error) => {
-                admission.record(true, Instant::now());
-                return Attempt::Final(Error::Invalid(format!("request: {error}")));
-            }
-        };
         let exchange = async {
-            let response = client.execute(request).await?;
-            let status = response.status().as_u16();
-            let mut headers = response.headers().clone();
+            let (status, mut headers, body) = if url.scheme() == "http" {
+                self.exchange_pooled(api, url, headers, body).await?
+            } else {
+                self.exchange_tls(api, url, headers, body).await?
+            };
             for name in HOP_BY_HOP {
                 headers.remove(*name);
             }
             headers.remove(http::header::CONTENT_LENGTH);
-            let body = read_limited(response, api.max_response_bytes).await?;
             Ok::<_, ExchangeError>((status, headers, body))
         };
         let outcome = tokio::time::timeout(api.timeout, exchange).await;
@@ -367,20 +336,23 @@ impl Forwarder {
                     api.max_response_bytes
                 )))
             }
-            Ok(Err(ExchangeError::Http(error))) => {
+            Ok(Err(ExchangeError::Refused(detail))) => {
                 admission.record(false, Instant::now());
-                if is_refused_address(&error) {
-                    return Attempt::Final(Error::BackendNotAllowed(format!(
-                        "{}: {}",
-                        group.spec.name,
-                        error_chain(&error)
-                    )));
-                }
-                Attempt::Retryable(Error::BackendUnavailable(format!(
-                    "the backend of group '{}' could not be reached: {}",
-                    group.spec.name,
-                    error_chain(&error)
+                Attempt::Final(Error::BackendNotAllowed(format!(
+                    "{}: {detail}",
+                    group.spec.name
                 )))
+            }
+            Ok(Err(ExchangeError::Unreachable(detail))) => {
+                admission.record(false, Instant::now());
+                Attempt::Retryable(Error::BackendUnavailable(format!(
+                    "the backend of group '{}' could not be reached: {detail}",
+                    group.spec.name
+                )))
+            }
+            Ok(Err(ExchangeError::Invalid(detail))) => {
+                admission.record(true, Instant::now());
+                Attempt::Final(Error::Invalid(format!("request: {detail}")))
             }
             Ok(Ok((status, headers, body))) => {
                 admission.record(status < 500, Instant::now());
@@ -420,15 +392,128 @@ fn add_identity(headers: &mut HeaderMap, identity: &Identity<'_>, timestamp: i64
     }
 }
 
+/// Why an exchange gave no answer.
 enum ExchangeError {
-    Http(reqwest::Error),
+    /// The SSRF guard refused the backend's addresses.
+    Refused(String),
+    /// Resolving, connecting, sending or reading failed.
+    Unreachable(String),
+    /// The request could not be built.
+    Invalid(String),
+    /// The answer is over the API's limit.
     TooLarge,
+}
+
+impl From<PoolError> for ExchangeError {
+    fn from(error: PoolError) -> Self {
+        match error {
+            PoolError::Refused(detail) => ExchangeError::Refused(detail),
+            PoolError::Io(detail) => ExchangeError::Unreachable(detail),
+        }
+    }
 }
 
 impl From<reqwest::Error> for ExchangeError {
     fn from(error: reqwest::Error) -> Self {
-        ExchangeError::Http(error)
+        if is_refused_address(&error) {
+            ExchangeError::Refused(error_chain(&error))
+        } else {
+            ExchangeError::Unreachable(error_chain(&error))
+        }
     }
+}
+
+type Exchanged = std::result::Result<(u16, HeaderMap, Bytes), ExchangeError>;
+
+impl Forwarder {
+    /// A plain-HTTP backend: a pooled keep-alive connection.
+    async fn exchange_pooled(
+        &self,
+        api: &CompiledApi,
+        url: &url::Url,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Exchanged {
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let target = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let mut request = http::Request::new(http_body_util::Full::new(body));
+        *request.method_mut() =
+            api.spec.method.as_str().parse().map_err(|_| {
+                ExchangeError::Invalid(format!("method {}", api.spec.method.as_str()))
+            })?;
+        *request.uri_mut() = target
+            .parse()
+            .map_err(|error| ExchangeError::Invalid(format!("path {target}: {error}")))?;
+        *request.headers_mut() = headers;
+        request.headers_mut().insert(
+            http::header::HOST,
+            HeaderValue::from_str(&authority)
+                .map_err(|_| ExchangeError::Invalid(format!("host {authority}")))?,
+        );
+        let (response, lease) = self.pool.send(host, port, request).await?;
+        let (head, mut incoming) = response.into_parts();
+        let limit = api.max_response_bytes;
+        if declared_length(&head.headers).is_some_and(|length| length > limit) {
+            return Err(ExchangeError::TooLarge);
+        }
+        let mut body = BytesMut::new();
+        while let Some(frame) = http_body_util::BodyExt::frame(&mut incoming).await {
+            let frame = frame.map_err(|error| ExchangeError::Unreachable(error_chain(&error)))?;
+            if let Ok(chunk) = frame.into_data() {
+                if body.len() + chunk.len() > limit {
+                    return Err(ExchangeError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+        lease.release();
+        Ok((head.status.as_u16(), head.headers, body.freeze()))
+    }
+
+    /// An HTTPS backend: reqwest with rustls and the group's certificate setting.
+    async fn exchange_tls(
+        &self,
+        api: &CompiledApi,
+        url: &url::Url,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Exchanged {
+        let client = if api.group.spec.tls_verify {
+            &self.verifying
+        } else {
+            &self.unverified
+        };
+        let method = reqwest::Method::from_bytes(api.spec.method.as_str().as_bytes())
+            .map_err(|error| ExchangeError::Invalid(error.to_string()))?;
+        let request = client
+            .request(method, url.clone())
+            .headers(headers)
+            .body(body)
+            .build()
+            .map_err(|error| ExchangeError::Invalid(error.to_string()))?;
+        let response = client.execute(request).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = read_limited(response, api.max_response_bytes).await?;
+        Ok((status, headers, body))
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 async fn read_limited(
@@ -449,17 +534,6 @@ async fn read_limited(
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn is_refused_address(error: &(dyn std::error::Error + 'static)) -> bool {

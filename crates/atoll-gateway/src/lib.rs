@@ -19,6 +19,7 @@
 //! mock generation, the backend allow-list) are the `atoll-gateway-policy` crate.
 #![warn(missing_docs)]
 
+mod backend_pool;
 pub mod forward;
 pub mod keys;
 pub mod openapi;

@@ -352,39 +352,41 @@ impl Gateway {
         let settings = &snapshot.settings;
         let now = Instant::now();
         let mut tightest: Option<(Decision, &'static str)> = None;
-        let mut check = |key: String, rate: Option<u32>, what: &'static str| -> Result<()> {
-            let Some(rate) = rate else { return Ok(()) };
-            let decision = self.runtime.limiter.check(&key, rate, rate, now);
-            let refused = !decision.allowed;
-            if tightest
-                .as_ref()
-                .is_none_or(|(best, _)| refused || decision.remaining < best.remaining)
-            {
-                tightest = Some((decision, what));
-            }
-            if refused {
-                return Err(Error::Throttled {
-                    detail: format!("the {what} limit of {rate} calls per second is reached"),
-                    retry_after: tightest
-                        .as_ref()
-                        .map(|(d, _)| d.retry_after)
-                        .unwrap_or_default(),
-                });
-            }
-            Ok(())
-        };
+        // Keys are built only for limits that are set (most APIs have none).
+        let mut check =
+            |key: &dyn Fn() -> String, rate: Option<u32>, what: &'static str| -> Result<()> {
+                let Some(rate) = rate else { return Ok(()) };
+                let decision = self.runtime.limiter.check(&key(), rate, rate, now);
+                let refused = !decision.allowed;
+                if tightest
+                    .as_ref()
+                    .is_none_or(|(best, _)| refused || decision.remaining < best.remaining)
+                {
+                    tightest = Some((decision, what));
+                }
+                if refused {
+                    return Err(Error::Throttled {
+                        detail: format!("the {what} limit of {rate} calls per second is reached"),
+                        retry_after: tightest
+                            .as_ref()
+                            .map(|(d, _)| d.retry_after)
+                            .unwrap_or_default(),
+                    });
+                }
+                Ok(())
+            };
         let app_id = &caller.app_id;
-        let outcome = check(format!("a\u{0}{app_id}"), settings.app_total_qps, "app")
+        let outcome = check(&|| format!("a\u{0}{app_id}"), settings.app_total_qps, "app")
             .and_then(|_| {
                 check(
-                    format!("o\u{0}{app_id}\u{0}{operation_type}"),
+                    &|| format!("o\u{0}{app_id}\u{0}{operation_type}"),
                     api.spec.rate_limit.qps.or(settings.default_api_qps),
                     "API",
                 )
             })
             .and_then(|_| match &caller.device_id {
                 Some(device) => check(
-                    format!("d\u{0}{app_id}\u{0}{operation_type}\u{0}{device}"),
+                    &|| format!("d\u{0}{app_id}\u{0}{operation_type}\u{0}{device}"),
                     api.spec
                         .rate_limit
                         .per_device_qps

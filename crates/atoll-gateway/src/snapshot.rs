@@ -26,6 +26,8 @@ pub struct CompiledGroup {
     pub spec: ApiGroupSpec,
     /// Base URL without a trailing `/`.
     pub base_url: String,
+    /// The base URL parsed, once per snapshot rather than per call.
+    pub base: url::Url,
     /// The secret forwarded requests are signed with.
     pub secret: String,
     /// Headers added to every forwarded request.
@@ -133,8 +135,10 @@ fn compile_group(
         .iter()
         .map(|name| HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("header name")))
         .collect::<Result<Vec<_>>>()?;
+    let base = url::Url::parse(&spec.base_url).map_err(|_| bad("base URL"))?;
     let state = group_state(&id, &spec);
     Ok(CompiledGroup {
+        base,
         base_url: spec.base_url.trim_end_matches('/').to_owned(),
         id,
         secret,

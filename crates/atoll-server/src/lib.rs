@@ -19,6 +19,7 @@ mod state;
 
 pub use atoll_analytics::simulate;
 pub use config::Config;
+pub use http::error::with_request_id;
 
 /// Entry points for the fuzz targets in `fuzz/`: the parsers of untrusted input.
 #[doc(hidden)]

@@ -1,5 +1,6 @@
 //! Command-line parsing and the commands.
 
+use crate::log_line::WithRequestId;
 use crate::output::{print, time};
 use anyhow::{bail, Context};
 use atoll_protocol::admin::{CreateApp, CreateToken};
@@ -403,13 +404,18 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
+    let format = tracing_subscriber::fmt::format();
     match config.log_format.as_str() {
         "json" => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(WithRequestId::new(
+                format.json().flatten_event(true).with_current_span(true),
+                true,
+            ))
             .init(),
-        "text" => builder.init(),
+        "text" => builder
+            .event_format(WithRequestId::new(format, false))
+            .init(),
         other => bail!("log_format must be text or json, not '{other}'"),
     }
     Ok(())

@@ -4,6 +4,7 @@
 
 mod cli;
 mod gateway_cli;
+mod log_line;
 mod output;
 mod push_cli;
 mod release_cli;

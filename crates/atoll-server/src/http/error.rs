@@ -14,6 +14,12 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// Calls `f` with the current request's id, if inside a request (for log lines:
+/// no copy of the id).
+pub fn with_request_id<R>(f: impl FnOnce(&str) -> R) -> Option<R> {
+    REQUEST_ID.try_with(|id| f(id)).ok()
+}
+
 /// An error answer of the HTTP API: a catalogue code, a human detail, and for
 /// overload a `Retry-After`.
 #[derive(Debug)]
