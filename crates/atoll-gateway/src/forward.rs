@@ -1,12 +1,15 @@
 //! Sending a call to its backend: the URL from the group and the path template,
 //! the headers (client headers minus the gateway's own and the group's removals,
 //! plus the group's additions, the identity headers and the signature), pooled
-//! keep-alive connections, the timeout, retries of idempotent methods, the
-//! group's pending cap and circuit breaker, and a bounded read of the answer.
+//! keep-alive connections (plain HTTP: the gateway's own pool in
+//! `backend_pool.rs`; HTTPS: reqwest), the timeout, retries of idempotent
+//! methods, the group's pending cap and circuit breaker, and a bounded read of
+//! the answer.
 //!
 //! The SSRF guard runs twice: [`BackendPolicy::check_url`] on the URL (a literal
-//! address is checked there), and in the DNS resolver on every address a host
-//! name resolves to, so a name cannot be pointed at an internal address later.
+//! address is checked there), and on every address a host name resolves to,
+//! right before connecting (the pool's `resolve_allowed`, also reqwest's DNS
+//! resolver), so a name cannot be pointed at an internal address later.
 //! Redirects are never followed, and environment proxies are ignored.
 
 use crate::backend_pool::{error_chain, resolve_allowed, BackendPool, PoolError};
