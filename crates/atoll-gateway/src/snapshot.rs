@@ -24,9 +24,7 @@ pub struct CompiledGroup {
     pub id: String,
     /// Settings.
     pub spec: ApiGroupSpec,
-    /// Base URL without a trailing `/`.
-    pub base_url: String,
-    /// The base URL parsed, once per snapshot rather than per call.
+    /// The base URL, parsed once per snapshot rather than per call.
     pub base: url::Url,
     /// The secret forwarded requests are signed with.
     pub secret: String,
@@ -139,7 +137,6 @@ fn compile_group(
     let state = group_state(&id, &spec);
     Ok(CompiledGroup {
         base,
-        base_url: spec.base_url.trim_end_matches('/').to_owned(),
         id,
         secret,
         headers_add,
