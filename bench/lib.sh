@@ -8,6 +8,7 @@
 # NAME=value settings for atoll) and ATOLL_DEMO_ARGS (more `atoll demo` flags)
 # before start_atoll.
 # Expects: ATOLL LOADGEN NJS_MODULE SERVER_CPU LOAD_CPU DEVICES CONNECTIONS DURATION WARMUP.
+# PROFILE (see `load`) profiles the server during one run.
 
 # --- everything started here is stopped on exit ----------------------------
 WORK=$(mktemp -d /tmp/atoll-bench.XXXXXX)
@@ -213,9 +214,18 @@ load() {
     for pid in "${SERVER_PIDS[@]}"; do flags+=(--server-pid "$pid"); done
     [[ $rate == 0 ]] || flags+=(--rate "$rate")
     wait_for_quiet
+    # PROFILE: a command run once the warm-up is over, with SERVER_PID set to the
+    # server's pid, e.g. PROFILE='perf record -g -p $SERVER_PID -o /tmp/p.data -- sleep 5';
+    # PROFILE_LABEL picks the run (default a-closed).
+    local profiler=""
+    if [[ -n ${PROFILE:-} && $label == "${PROFILE_LABEL:-a-closed}" ]]; then
+        (sleep "$WARMUP"; export SERVER_PID=${SERVER_PIDS[0]}; eval "$PROFILE") >&2 &
+        profiler=$!
+    fi
     local out
     out=$(ATOLL_BENCH_APP_KEY=$key ATOLL_BENCH_APP_SECRET=$secret \
         taskset -c "$LOAD_CPU" "$LOADGEN" "${flags[@]}")
+    [[ -z $profiler ]] || wait "$profiler" || true
     printf '%s\n\n' "$out" | grep -v '^RESULT ' >&2
     # Other work that started during the run is usually still running after it.
     local after

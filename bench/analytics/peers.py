@@ -313,7 +313,9 @@ def atoll_path(args):
 
     base = f"/api/v1/workspaces/{args.workspace}/apps/{args.app}/analytics"
     span = f"from={args.from_}&to={args.to}"
-    if args.query in ("dau", "uv", "overview"):
+    if args.query in ("dau", "uv"):
+        return f"{base}/active?{span}"
+    if args.query == "overview":
         return f"{base}/overview?{span}"
     if args.query == "retention":
         return f"{base}/retention?{span}&by=device&granularity=day&periods={PERIODS}"

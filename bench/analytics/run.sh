@@ -13,6 +13,7 @@
 #      one cold run, then 3 hot runs (best kept);
 #   4. Atoll, device ingest: a fresh `atoll demo` pinned to CPU 1, `atoll-bench
 #      --event-batch 50` pinned to CPU 0, closed loop (events/s, server CPU/event);
+#      then again with neither pinned (the 2-core end-to-end figure);
 #   5. Atoll, bulk load: a second fresh `atoll demo` (server CPU 1, loader CPU 0)
 #      loads the dataset through the admin backfill API, then waits until the
 #      overview counts every event;
@@ -26,7 +27,8 @@
 # atoll-bench binary; built with cargo if missing), EVENTS, SEED, END_DATE,
 # SKIP_PEERS=1, SKIP_ATOLL=1, SKIP_ATOLL_EVENTS=1, KEEP_PEER_DB=1 (reuse loaded
 # peer databases and skip the peer ingest), DURATION (seconds of the device
-# ingest run, default 15), CONNECTIONS (default 64), BACKFILL_CONNECTIONS (default 8).
+# ingest run, default 15), CONNECTIONS (default 64), BACKFILL_CONNECTIONS (default 8),
+# ONLY=ingest (step 4 alone: no dataset, peers, bulk load or queries).
 # Benchmarks never gate CI.
 set -euo pipefail
 
@@ -73,7 +75,10 @@ fi
 
 # --- 1. data -----------------------------------------------------------------
 FILE=$DATA/events-$EVENTS-s$SEED-$END_DATE.ndjson
-if [[ ! -s "$FILE" ]]; then
+if [[ "${ONLY:-}" == ingest ]]; then
+    SKIP_PEERS=1
+    : > "$RESULTS/gen.txt"
+elif [[ ! -s "$FILE" ]]; then
     log "generating $EVENTS events into $FILE"
     "$BENCH_BIN" events-gen --events "$EVENTS" --seed "$SEED" --days "$DAYS" --end-date "$END_DATE" --out "$FILE.tmp" 2> "$RESULTS/gen.txt"
     mv "$FILE.tmp" "$FILE"
@@ -171,6 +176,19 @@ if [[ "${SKIP_ATOLL:-0}" != 1 ]]; then
             --label atoll-events --server-pid "$SERVER_PID" | tee "$RESULTS/atoll-events.txt" >&2
         stop_server
         rm -rf "$WORK/ingest"
+        start_server "$WORK/ingest" "$RESULTS/atoll-ingest-server-2cpu.log" 0,1
+        credentials "$RESULTS/atoll-ingest-server-2cpu.log"
+        log "atoll: device ingest again, server and loadgen on both CPUs (end to end on the machine)"
+        ATOLL_BENCH_APP_KEY=$APP_KEY ATOLL_BENCH_APP_SECRET=$APP_SECRET "$BENCH_BIN" \
+            --url "$URL" --event-batch 50 --devices 2000 -c "$CONNECTIONS" -d "$DURATION" --warmup 3 \
+            --label atoll-events-2cpu --server-pid "$SERVER_PID" | tee "$RESULTS/atoll-events-2cpu.txt" >&2
+        stop_server
+        rm -rf "$WORK/ingest"
+    fi
+    if [[ "${ONLY:-}" == ingest ]]; then
+        rm -rf "$WORK"
+        log "results in $RESULTS (ingest only)"
+        exit 0
     fi
 
     start_server "$WORK/history" "$RESULTS/atoll-server.log" 1

@@ -20,7 +20,10 @@
 # request body (200 B by default; 4096 for the large case).
 #
 # Knobs: CONNECTIONS=64 DURATION=10 WARMUP=2 DEVICES=10000 OPEN_FRACTION=0.5
-# BODY_SIZE=200 QUIET_WAIT=120 BENCH_SKIP_BUILD=1 CARGO_TARGET_DIR.
+# BODY_SIZE=200 QUIET_WAIT=120 BENCH_SKIP_BUILD=1 CARGO_TARGET_DIR; ONLY=atoll
+# skips the nginx proxies (a and d only, for iterating on atoll; no ratios);
+# ATOLL_EXTRA_ENV adds settings to atoll's; PROFILE profiles atoll's closed-loop
+# run (bench/lib.sh).
 # Needs: Linux with 2 CPUs, taskset, curl, nginx and libnginx-mod-http-js.
 set -euo pipefail
 
@@ -126,13 +129,17 @@ NGINX_EXTRA="
 log "closed loop: $CONNECTIONS connections, ${DURATION}s (+${WARMUP}s warm-up) each, ${BODY_SIZE} B bodies"
 SERVER_PIDS=()
 load d-closed "http://$UPSTREAM" /echo "$PEER_KEY" "$PEER_SECRET" 0 "${LOAD_FLAGS[@]}"
-start_nginx
-load b-closed "$NGINX_URL" /plain-proxy "$PEER_KEY" "$PEER_SECRET" 0 "${LOAD_FLAGS[@]}"
-load c-closed "$NGINX_URL" /gw/v1 "$PEER_KEY" "$PEER_SECRET" 0 "${LOAD_FLAGS[@]}"
-stop_nginx
+PEERS=1
+[[ ${ONLY:-} == atoll ]] && PEERS=0
+if (( PEERS )); then
+    start_nginx
+    load b-closed "$NGINX_URL" /plain-proxy "$PEER_KEY" "$PEER_SECRET" 0 "${LOAD_FLAGS[@]}"
+    load c-closed "$NGINX_URL" /gw/v1 "$PEER_KEY" "$PEER_SECRET" 0 "${LOAD_FLAGS[@]}"
+    stop_nginx
+fi
 
 # --- atoll: a group for the upstream and one API -------------------------------
-ATOLL_EXTRA_ENV="ATOLL_GATEWAY_ALLOWED_BACKENDS=$UPSTREAM ATOLL_GATEWAY_ACCESS_LOG=false"
+ATOLL_EXTRA_ENV="ATOLL_GATEWAY_ALLOWED_BACKENDS=$UPSTREAM ATOLL_GATEWAY_ACCESS_LOG=false ${ATOLL_EXTRA_ENV:-}"
 # No demo analytics: flushing and compacting a seeded week of events would run
 # on the proxy's CPU during the measurement.
 ATOLL_DEMO_ARGS="--demo-devices 0"
@@ -148,16 +155,18 @@ admin() { # method path body
 admin POST groups "{\"name\":\"bench\",\"base_url\":\"http://$UPSTREAM\"}"
 admin POST apis "{\"operation_type\":\"$OPERATION\",\"group\":\"bench\",\"method\":\"POST\",\"path\":\"/echo\",\"enabled\":true}"
 load a-closed "$ATOLL_URL" /gw/v1 "$APP_KEY" "$APP_SECRET" 0 "${LOAD_FLAGS[@]}"
-slowest=$(printf '%s\n' "$(field a-closed rps)" "$(field b-closed rps)" "$(field c-closed rps)" | sort -g | head -1)
+slowest=$(printf '%s\n' "$(field a-closed rps)" "$(field b-closed rps)" "$(field c-closed rps)" | grep . | sort -g | head -1)
 RATE=$(awk -v s="$slowest" -v f="$OPEN_FRACTION" 'BEGIN { r = int(s * f); if (r < 1) r = 1; print r }')
 log "open loop at $RATE req/s ($OPEN_FRACTION of the slowest maximum, $slowest req/s)"
 load a-open "$ATOLL_URL" /gw/v1 "$APP_KEY" "$APP_SECRET" "$RATE" "${LOAD_FLAGS[@]}"
 stop_atoll
 
-start_nginx
-load b-open "$NGINX_URL" /plain-proxy "$PEER_KEY" "$PEER_SECRET" "$RATE" "${LOAD_FLAGS[@]}"
-load c-open "$NGINX_URL" /gw/v1 "$PEER_KEY" "$PEER_SECRET" "$RATE" "${LOAD_FLAGS[@]}"
-stop_nginx
+if (( PEERS )); then
+    start_nginx
+    load b-open "$NGINX_URL" /plain-proxy "$PEER_KEY" "$PEER_SECRET" "$RATE" "${LOAD_FLAGS[@]}"
+    load c-open "$NGINX_URL" /gw/v1 "$PEER_KEY" "$PEER_SECRET" "$RATE" "${LOAD_FLAGS[@]}"
+    stop_nginx
+fi
 SERVER_PIDS=()
 load d-open "http://$UPSTREAM" /echo "$PEER_KEY" "$PEER_SECRET" "$RATE" "${LOAD_FLAGS[@]}"
 
@@ -172,6 +181,7 @@ printf '| %-44s | %9s | %8s | %8s | %8s | %10s | %10s | %5s |\n' system "max req
 printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "-----------" "----------" "----------" "----------" "------------" "------------" "-------"
 row() {
     local name=$1 closed=$2-closed open=$2-open
+    [[ -n ${RESULT[$closed]:-} ]] || return 0
     [[ $(field "$closed" quiet) == 1 && $(field "$open" quiet) == 1 ]] || name="$name (*)"
     printf '| %-44s | %9.0f | %8.0f | %8s | %8s | %10s | %10s | %5s |\n' "$name" \
         "$(field "$closed" rps)" "$(field "$closed" server_us_per_req)" \
@@ -194,4 +204,6 @@ printf 'Ratios: a/b req/s %s (target ≥ 1.0×);  a/c req/s %s (target ≥ 2×);
     "$(ratio "$a_added99" "$b_added99")"
 echo
 echo "Raw results:"
-for label in d-closed b-closed c-closed a-closed a-open b-open c-open d-open; do echo "  ${RESULT[$label]}"; done
+for label in d-closed b-closed c-closed a-closed a-open b-open c-open d-open; do
+    [[ -z ${RESULT[$label]:-} ]] || echo "  ${RESULT[$label]}"
+done

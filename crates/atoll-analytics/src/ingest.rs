@@ -16,6 +16,7 @@ use atoll_events::EventRow;
 use atoll_protocol::admin::Device;
 use atoll_protocol::events::{limits, EventBatch, TrackedEvent, BUILT_IN_EVENTS, LOGIN, LOGOUT};
 use atoll_protocol::ErrorCode;
+use std::sync::Arc;
 
 /// The ingest limits (DESIGN §6) and the time rule.
 #[derive(Debug, Clone)]
@@ -223,9 +224,10 @@ fn check_event(
     Ok((uuid.as_u128(), registered))
 }
 
-/// Validates a batch and builds its rows with the device's context.
+/// Validates a batch and builds its rows with the device's context. The batch is
+/// consumed: its strings move into the rows.
 pub fn build_rows(
-    batch: &EventBatch,
+    batch: EventBatch,
     profile: &Profile,
     registry: &Registry,
     limits: &IngestLimits,
@@ -248,10 +250,8 @@ pub fn build_rows(
         batch.network.as_deref(),
         limits.max_value_chars,
     )?;
-    let mut rows = Vec::with_capacity(batch.events.len());
-    // The account of the device as events unfold: a `$login` binds the events
-    // after it, a `$logout` unbinds them.
-    let mut user = profile.user_id.clone();
+    // Every check first, so a refused batch costs no copies.
+    let mut checked = Vec::with_capacity(batch.events.len());
     for (index, event) in batch.events.iter().enumerate() {
         let (uuid, registered) = check_event(index, event, registry, limits)?;
         let mut time = event.time;
@@ -268,42 +268,58 @@ pub fn build_rows(
                 ),
             ));
         }
-        if event.event_id == LOGIN {
-            if let Some(id) = &event.user_id {
-                user = Some(id.clone());
-            }
-        }
+        checked.push((uuid, registered, time));
+    }
+    // The device's context, shared by every row of the batch.
+    let shared = |value: Option<&str>| value.map(Arc::<str>::from);
+    let device_id: Arc<str> = Arc::from(profile.device_id.as_str());
+    let platform = shared(profile.platform.map(|p| p.as_str()));
+    let os_version = shared(profile.os_version.as_deref());
+    let model = shared(profile.model.as_deref());
+    let app_version = shared(profile.app_version.as_deref());
+    let channel = shared(profile.channel.as_deref());
+    let region = shared(profile.region.as_deref());
+    let network = shared(batch.network.as_deref().or(profile.network.as_deref()));
+    // The account of the device as events unfold: a `$login` binds the events
+    // after it, a `$logout` unbinds them.
+    let mut user = shared(profile.user_id.as_deref());
+    let mut rows = Vec::with_capacity(checked.len());
+    for (event, (uuid, registered, time)) in batch.events.into_iter().zip(checked) {
         let row_user = if event.event_id == LOGIN {
-            event.user_id.clone().or_else(|| user.clone())
-        } else {
+            if let Some(id) = &event.user_id {
+                user = Some(Arc::from(id.as_str()));
+            }
             user.clone()
+        } else {
+            let current = user.clone();
+            if event.event_id == LOGOUT {
+                user = None;
+            }
+            current
         };
-        if event.event_id == LOGOUT {
-            user = None;
-        }
         rows.push(EventRow {
             uuid,
             time,
             received: now_ms,
-            event_id: event.event_id.clone(),
-            device_id: profile.device_id.clone(),
+            event_id: event.event_id,
+            device_id: device_id.clone(),
             user_id: row_user,
-            session_id: event.session_id.clone(),
-            page: event.page.clone(),
-            referrer: event.referrer.clone(),
+            session_id: event.session_id,
+            page: event.page,
+            referrer: event.referrer,
             duration_ms: event.duration_ms,
-            platform: profile.platform.map(|p| p.as_str().to_owned()),
-            os_version: profile.os_version.clone(),
-            model: profile.model.clone(),
-            app_version: profile.app_version.clone(),
-            channel: profile.channel.clone(),
-            region: profile.region.clone(),
-            network: batch.network.clone().or_else(|| profile.network.clone()),
+            platform: platform.clone(),
+            os_version: os_version.clone(),
+            model: model.clone(),
+            app_version: app_version.clone(),
+            channel: channel.clone(),
+            region: region.clone(),
+            network: network.clone(),
             registered,
             attributes: event
                 .attributes
-                .iter()
-                .map(|(name, value)| (name.clone(), value.to_text()))
+                .into_iter()
+                .map(|(name, value)| (name, value.into_text()))
                 .collect(),
         });
     }
@@ -342,7 +358,7 @@ mod tests {
 
     fn build(events: Vec<TrackedEvent>, registry: &Registry) -> Result<Vec<EventRow>, Refusal> {
         build_rows(
-            &EventBatch {
+            EventBatch {
                 events,
                 network: None,
             },

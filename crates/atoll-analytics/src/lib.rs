@@ -256,7 +256,7 @@ impl AnalyticsService {
             .await?;
         let profile = self.profile(caller).await?;
         let rows = ingest::build_rows(
-            &batch,
+            batch,
             &profile,
             &registry,
             &self.limits,
@@ -272,7 +272,7 @@ impl AnalyticsService {
             .find(|r| r.event_id == LOGIN || r.event_id == LOGOUT)
         {
             let user = if last.event_id == LOGIN {
-                last.user_id.clone()
+                last.user_id.as_deref().map(str::to_owned)
             } else {
                 None
             };
@@ -338,7 +338,7 @@ impl AnalyticsService {
             network: None,
         };
         let rows = ingest::build_rows(
-            &events,
+            events,
             &profile,
             &registry,
             &self.limits,
@@ -455,6 +455,19 @@ impl AnalyticsService {
             reports::overview(&self.events, &scope),
         )
         .await
+    }
+
+    /// Active and new devices and accounts by day (DAU, WAU, MAU, UV), from the
+    /// day sets alone: no event is read, so it is not cached either.
+    pub async fn active_users(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        app_key: &str,
+        filter: &ReportFilter,
+    ) -> Result<ActiveReport> {
+        let (_, scope) = self.scope(principal, slug, app_key, filter).await?;
+        Ok(reports::active_users(&self.events, &scope))
     }
 
     /// The last 30 minutes (not cached: it moves every minute).

@@ -183,42 +183,31 @@ pub async fn overview(store: &EventStore, scope: &Scope) -> Result<OverviewRepor
     }
     let report = store
         .with_aggregates(&scope.app, |aggregates| {
-            let mut cumulative: u64 = aggregates
+            let (active, new_in_range) = activity(scope, aggregates);
+            let days: Vec<OverviewDay> = active
                 .days
-                .range(..scope.from)
-                .map(|(day, _)| new_units(scope, aggregates, *day, false).len())
-                .sum();
-            let mut days = Vec::new();
-            for day in scope.from..=scope.to {
-                let new_devices = new_units(scope, aggregates, day, false).len();
-                cumulative += new_devices;
-                let (launch_count, _) = launches.get(&i64::from(day)).copied().unwrap_or_default();
-                let (session_count, session_ms) =
-                    sessions.get(&i64::from(day)).copied().unwrap_or_default();
-                days.push(OverviewDay {
-                    date: format_day(day),
-                    new_devices,
-                    active_devices: active(scope, aggregates, day, false).len(),
-                    new_users: new_units(scope, aggregates, day, true).len(),
-                    active_users: active(scope, aggregates, day, true).len(),
-                    wau: union_of(scope, aggregates, day - 6..=day, false).len(),
-                    mau: union_of(scope, aggregates, day - 29..=day, false).len(),
-                    cumulative_devices: cumulative,
-                    launches: launch_count,
-                    sessions: session_count,
-                    avg_session_ms: session_ms.checked_div(session_count).unwrap_or(0),
-                });
-            }
+                .into_iter()
+                .zip(scope.from..=scope.to)
+                .map(|(active, day)| {
+                    let (launches, _) = launches.get(&i64::from(day)).copied().unwrap_or_default();
+                    let (sessions, session_ms) =
+                        sessions.get(&i64::from(day)).copied().unwrap_or_default();
+                    OverviewDay {
+                        date: active.date,
+                        new_devices: active.new_devices,
+                        active_devices: active.active_devices,
+                        new_users: active.new_users,
+                        active_users: active.active_users,
+                        wau: active.wau,
+                        mau: active.mau,
+                        cumulative_devices: active.cumulative_devices,
+                        launches,
+                        sessions,
+                        avg_session_ms: session_ms.checked_div(sessions).unwrap_or(0),
+                    }
+                })
+                .collect();
             let range = scope.from..=scope.to;
-            let all_devices = union_of(scope, aggregates, range.clone(), false);
-            let mut new_in_range = RoaringBitmap::new();
-            for day in range.clone() {
-                new_in_range |= new_units(scope, aggregates, day, false);
-            }
-            let mut new_users = RoaringBitmap::new();
-            for day in range.clone() {
-                new_users |= new_units(scope, aggregates, day, true);
-            }
             let mut splits = Vec::new();
             for (dimension, name) in [
                 (Dimension::Platform, "platform"),
@@ -265,12 +254,13 @@ pub async fn overview(store: &EventStore, scope: &Scope) -> Result<OverviewRepor
                 .range(i64::from(scope.from)..=i64::from(scope.to))
                 .map(|(_, (_, ms))| ms)
                 .sum();
+            let totals = active.totals;
             OverviewReport {
                 totals: OverviewTotals {
-                    active_devices: all_devices.len(),
-                    active_users: union_of(scope, aggregates, range, true).len(),
-                    new_devices: new_in_range.len(),
-                    new_users: new_users.len(),
+                    active_devices: totals.active_devices,
+                    active_users: totals.active_users,
+                    new_devices: totals.new_devices,
+                    new_users: totals.new_users,
                     launches: days.iter().map(|d| d.launches).sum(),
                     sessions: total_sessions,
                     avg_session_ms: total_session_ms.checked_div(total_sessions).unwrap_or(0),
@@ -282,6 +272,60 @@ pub async fn overview(store: &EventStore, scope: &Scope) -> Result<OverviewRepor
         })
         .unwrap_or_else(|| empty_overview(scope));
     Ok(report)
+}
+
+/// Active and new devices and users by day and over the range, from the day
+/// sets alone; also the devices new in the range (the overview's splits use them).
+fn activity(scope: &Scope, aggregates: &AppAggregates) -> (ActiveReport, RoaringBitmap) {
+    let mut cumulative: u64 = aggregates
+        .days
+        .range(..scope.from)
+        .map(|(day, _)| new_units(scope, aggregates, *day, false).len())
+        .sum();
+    let mut days = Vec::new();
+    let mut new_in_range = RoaringBitmap::new();
+    let mut new_users = RoaringBitmap::new();
+    for day in scope.from..=scope.to {
+        let new_devices = new_units(scope, aggregates, day, false);
+        let new_accounts = new_units(scope, aggregates, day, true);
+        cumulative += new_devices.len();
+        days.push(ActiveDay {
+            date: format_day(day),
+            new_devices: new_devices.len(),
+            active_devices: active(scope, aggregates, day, false).len(),
+            new_users: new_accounts.len(),
+            active_users: active(scope, aggregates, day, true).len(),
+            wau: union_of(scope, aggregates, day - 6..=day, false).len(),
+            mau: union_of(scope, aggregates, day - 29..=day, false).len(),
+            cumulative_devices: cumulative,
+        });
+        new_in_range |= new_devices;
+        new_users |= new_accounts;
+    }
+    let range = scope.from..=scope.to;
+    let totals = ActiveTotals {
+        active_devices: union_of(scope, aggregates, range.clone(), false).len(),
+        active_users: union_of(scope, aggregates, range, true).len(),
+        new_devices: new_in_range.len(),
+        new_users: new_users.len(),
+    };
+    (ActiveReport { days, totals }, new_in_range)
+}
+
+/// The active-users report: DAU, WAU, MAU, new and cumulative devices, UV,
+/// answered from the day sets without reading any event.
+pub fn active_users(store: &EventStore, scope: &Scope) -> ActiveReport {
+    store
+        .with_aggregates(&scope.app, |aggregates| activity(scope, aggregates).0)
+        .unwrap_or_else(|| ActiveReport {
+            days: (scope.from..=scope.to)
+                .map(|day| ActiveDay {
+                    date: format_day(day),
+                    ..ActiveDay::default()
+                })
+                .collect(),
+            ..ActiveReport::default()
+        })
 }
 
 fn empty_overview(scope: &Scope) -> OverviewReport {

@@ -72,9 +72,11 @@ async fn write_segment(
     batches: Vec<RecordBatch>,
 ) -> Result<Segment, Error> {
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let bytes = tokio::task::spawn_blocking(move || persist::encode_parquet(&batches))
-        .await
-        .map_err(|e| Error::Corrupt(format!("encode task: {e}")))??;
+    let bytes = tokio::task::spawn_blocking(move || {
+        persist::encode_parquet(&batches, persist::Packing::Tight)
+    })
+    .await
+    .map_err(|e| Error::Corrupt(format!("encode task: {e}")))??;
     let segment = Segment {
         path: path.to_owned(),
         rows: rows as u64,
@@ -107,9 +109,25 @@ fn dedup_and_sort(batch: &RecordBatch) -> Result<RecordBatch, Error> {
     Ok(take_record_batch(&batch, &indices)?)
 }
 
+/// While ingest is heavy, a day waits for this many times the usual number of
+/// small segments before it is merged.
+const BUSY_COMPACTION_FACTOR: usize = 4;
+
 /// Merges the small segments of every app and day that has enough of them.
-pub(crate) async fn compact_all(store: &EventStore, manifest: &mut Manifest) -> Result<(), Error> {
-    let threshold = store.inner.config.compact_min_segments.max(2);
+///
+/// `busy` says the buffer filled before the checkpoint timer ran out. Merging
+/// then would re-encode rows on the cores ingest needs, so it waits for the next
+/// quiet checkpoint unless the segments pile up past the busy threshold; the
+/// backlog stays bounded either way.
+pub(crate) async fn compact_all(
+    store: &EventStore,
+    manifest: &mut Manifest,
+    busy: bool,
+) -> Result<(), Error> {
+    let mut threshold = store.inner.config.compact_min_segments.max(2);
+    if busy {
+        threshold *= BUSY_COMPACTION_FACTOR;
+    }
     let mut work = Vec::new();
     for (app, entry) in &manifest.apps {
         for (day, segments) in &entry.segments {
@@ -203,7 +221,7 @@ impl EventStore {
     pub async fn compact(&self) -> Result<(), Error> {
         let mut manifest = self.maintenance().await;
         self.checkpoint(&mut manifest).await?;
-        compact_all(self, &mut manifest).await
+        compact_all(self, &mut manifest, false).await
     }
 
     /// Deletes every event of an app dated before `day`, with its aggregates.

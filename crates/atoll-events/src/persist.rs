@@ -129,12 +129,32 @@ pub async fn list_objects(store: &dyn ObjectStore, prefix: &str) -> Result<Vec<S
         .collect())
 }
 
+/// How hard to compress a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// A checkpoint's segment: written on the ingest path and usually merged
+    /// again by compaction soon, so zstd's fastest level (cheaper than level 3
+    /// for a slightly larger file).
+    Fast,
+    /// A segment that stays: compaction output and rewrites (zstd level 3).
+    Tight,
+}
+
+impl Packing {
+    fn zstd_level(self) -> i32 {
+        match self {
+            Packing::Fast => 1,
+            Packing::Tight => 3,
+        }
+    }
+}
+
 /// Encodes batches as one zstd-compressed Parquet file. CPU-heavy: call it from a
 /// blocking thread.
-pub fn encode_parquet(batches: &[RecordBatch]) -> Result<Vec<u8>, Error> {
+pub fn encode_parquet(batches: &[RecordBatch], packing: Packing) -> Result<Vec<u8>, Error> {
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("level 3 is valid"),
+            ZstdLevel::try_new(packing.zstd_level()).expect("levels 1 and 3 are valid"),
         ))
         .set_max_row_group_row_count(Some(256 * 1024))
         .build();

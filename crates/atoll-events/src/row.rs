@@ -23,6 +23,10 @@ pub fn day_of(time_ms: i64) -> Day {
 
 /// An event as the store keeps it: the device's fields plus the context the server
 /// added from the device registry. Ordinals are assigned by the store.
+///
+/// The device context is shared text (`Arc<str>`): every event of a batch
+/// carries the same device, account and profile, and copying nine strings per
+/// event was a tenth of the ingest CPU.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventRow {
     /// The client-generated id; the store keeps one row per uuid.
@@ -34,9 +38,9 @@ pub struct EventRow {
     /// The event name.
     pub event_id: String,
     /// The device that sent it.
-    pub device_id: String,
+    pub device_id: Arc<str>,
     /// The account bound to the device when it happened.
-    pub user_id: Option<String>,
+    pub user_id: Option<Arc<str>>,
     /// The client session.
     pub session_id: Option<String>,
     /// The page shown.
@@ -46,19 +50,19 @@ pub struct EventRow {
     /// Stay or foreground time, ms.
     pub duration_ms: Option<i64>,
     /// Device platform (`android`, `ios`, ...).
-    pub platform: Option<String>,
+    pub platform: Option<Arc<str>>,
     /// OS version.
-    pub os_version: Option<String>,
+    pub os_version: Option<Arc<str>>,
     /// Device model.
-    pub model: Option<String>,
+    pub model: Option<Arc<str>>,
     /// App version.
-    pub app_version: Option<String>,
+    pub app_version: Option<Arc<str>>,
     /// Install channel.
-    pub channel: Option<String>,
+    pub channel: Option<Arc<str>>,
     /// Region.
-    pub region: Option<String>,
+    pub region: Option<Arc<str>>,
     /// Network.
-    pub network: Option<String>,
+    pub network: Option<Arc<str>>,
     /// False when the event is not declared in the app's registry.
     pub registered: bool,
     /// Custom attributes as text, sorted by name.

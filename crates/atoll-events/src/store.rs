@@ -34,7 +34,8 @@ pub struct EventStoreConfig {
     pub max_unflushed_rows: usize,
     /// How many recent uuids the duplicate filter remembers.
     pub dedup_capacity: usize,
-    /// Compact a day of an app once it has this many segments.
+    /// Compact a day of an app once it has this many small segments (four times
+    /// as many while ingest keeps the buffer full).
     pub compact_min_segments: usize,
     /// Appends waiting for the writer before new ones are refused (503).
     pub queue_capacity: usize,
@@ -390,9 +391,11 @@ impl EventStore {
                 continue;
             }
             let batches = batches.clone();
-            let bytes = tokio::task::spawn_blocking(move || persist::encode_parquet(&batches))
-                .await
-                .map_err(|e| Error::Corrupt(format!("encode task: {e}")))??;
+            let bytes = tokio::task::spawn_blocking(move || {
+                persist::encode_parquet(&batches, persist::Packing::Fast)
+            })
+            .await
+            .map_err(|e| Error::Corrupt(format!("encode task: {e}")))??;
             let path = persist::segment_path(app, *day, generation, part);
             let segment = Segment {
                 path: path.clone(),
@@ -770,7 +773,10 @@ fn rotate(inner: &Inner, wal: &mut Wal) -> Result<FlushJob, Error> {
 async fn checkpoint_loop(inner: std::sync::Weak<Inner>, wanted: Arc<Notify>, interval: Duration) {
     loop {
         // Holds no reference to the store while waiting, so dropping the store ends the loop.
-        let _ = tokio::time::timeout(interval, wanted.notified()).await;
+        // Woken before the timer means the buffer filled: ingest is busy.
+        let busy = tokio::time::timeout(interval, wanted.notified())
+            .await
+            .is_ok();
         let Some(strong) = inner.upgrade() else {
             return;
         };
@@ -783,7 +789,7 @@ async fn checkpoint_loop(inner: std::sync::Weak<Inner>, wanted: Arc<Notify>, int
             tracing::error!(%error, "event checkpoint failed; will retry");
             continue;
         }
-        if let Err(error) = crate::maintain::compact_all(&store, &mut manifest).await {
+        if let Err(error) = crate::maintain::compact_all(&store, &mut manifest, busy).await {
             tracing::error!(%error, "event compaction failed; will retry");
         }
         drop(manifest);

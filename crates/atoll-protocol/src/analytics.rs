@@ -82,6 +82,53 @@ pub struct OverviewDay {
     pub avg_session_ms: u64,
 }
 
+/// One day of the active-users report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActiveDay {
+    /// The day.
+    pub date: String,
+    /// Devices seen for the first time.
+    pub new_devices: u64,
+    /// Devices with an event (DAU).
+    pub active_devices: u64,
+    /// Accounts seen for the first time.
+    pub new_users: u64,
+    /// Accounts with an event.
+    pub active_users: u64,
+    /// Distinct devices over the 7 days ending here (WAU).
+    pub wau: u64,
+    /// Distinct devices over the 30 days ending here (MAU).
+    pub mau: u64,
+    /// Devices ever seen up to and including this day.
+    pub cumulative_devices: u64,
+}
+
+/// Distinct devices and accounts over the whole range.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActiveTotals {
+    /// Distinct active devices over the range (UV).
+    pub active_devices: u64,
+    /// Distinct active accounts over the range.
+    pub active_users: u64,
+    /// New devices in the range.
+    pub new_devices: u64,
+    /// New accounts in the range.
+    pub new_users: u64,
+}
+
+/// Active and new devices and accounts (DAU, WAU, MAU, UV): the part of the
+/// overview answered from the per-day sets alone, without reading events.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActiveReport {
+    /// One entry per day of the range.
+    pub days: Vec<ActiveDay>,
+    /// Over the whole range.
+    pub totals: ActiveTotals,
+}
+
 /// Totals over the whole range.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -103,7 +103,15 @@ impl AttributeValue {
     pub fn to_text(&self) -> String {
         match self {
             AttributeValue::Text(text) => text.clone(),
-            AttributeValue::Number(number) => format_number(*number),
+            other => other.clone().into_text(),
+        }
+    }
+
+    /// The value as stored, moving the text of a text value.
+    pub fn into_text(self) -> String {
+        match self {
+            AttributeValue::Text(text) => text,
+            AttributeValue::Number(number) => format_number(number),
             AttributeValue::Bool(flag) => flag.to_string(),
         }
     }

@@ -73,6 +73,22 @@ impl AdminClient {
         .await
     }
 
+    /// Active and new devices and accounts by day (DAU, WAU, MAU, UV), from the
+    /// server's per-day sets.
+    pub async fn analytics_active_users(
+        &self,
+        workspace: &str,
+        app_key: &str,
+        filter: &ReportFilter,
+    ) -> Result<ActiveReport> {
+        self.get(&format!(
+            "{}{}",
+            Self::analytics_path(workspace, app_key, "active"),
+            query(&[filter])
+        ))
+        .await
+    }
+
     /// The last 30 minutes.
     pub async fn analytics_realtime(
         &self,

@@ -84,6 +84,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(analytics::overview))
+        .routes(routes!(analytics::active_users))
         .routes(routes!(analytics::realtime))
         .routes(routes!(analytics::retention))
         .routes(routes!(analytics::behaviour))

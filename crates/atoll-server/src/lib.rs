@@ -51,7 +51,7 @@ pub mod fuzzing {
             ..Profile::default()
         };
         build_rows(
-            &batch,
+            batch,
             &profile,
             &atoll_analytics::registry::Registry::default(),
             &IngestLimits::default(),

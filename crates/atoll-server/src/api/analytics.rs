@@ -42,6 +42,26 @@ pub(crate) async fn overview(
     ))
 }
 
+/// DAU, WAU, MAU, new and cumulative devices and UV by day, answered from the
+/// per-day device and account sets without reading events.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace}/apps/{app}/analytics/active", tag = "analytics",
+    security(("bearer" = [])),
+    params(("workspace" = String, Path, description = "Workspace slug"), ("app" = String, Path, description = "App key"), ReportFilter),
+    responses((status = 200, body = ActiveReport), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub(crate) async fn active_users(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path((workspace, app)): AppPath,
+    Query(filter): Query<ReportFilter>,
+) -> ApiResult<Json<ActiveReport>> {
+    Ok(Json(
+        state
+            .analytics
+            .active_users(&principal, &workspace, &app, &filter)
+            .await?,
+    ))
+}
+
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace}/apps/{app}/analytics/realtime", tag = "analytics",
     security(("bearer" = [])),
     params(("workspace" = String, Path, description = "Workspace slug"), ("app" = String, Path, description = "App key"), ReportFilter),

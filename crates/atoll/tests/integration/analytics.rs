@@ -205,6 +205,40 @@ async fn every_report_answers_exact_numbers_for_a_hand_built_dataset() {
         .map(|v| (v.value.as_str(), v.active_devices))
         .collect();
     assert_eq!(by_platform, BTreeMap::from([("android", 2), ("ios", 2)]));
+    // The active-users report is the overview's device and account part.
+    let active = admin
+        .analytics_active_users("demo", &app, &filter)
+        .await
+        .unwrap();
+    for (active, day) in active.days.iter().zip(&overview.days) {
+        assert_eq!(
+            (
+                &active.date,
+                active.active_devices,
+                active.new_devices,
+                active.active_users,
+                active.new_users,
+                active.wau,
+                active.mau,
+                active.cumulative_devices
+            ),
+            (
+                &day.date,
+                day.active_devices,
+                day.new_devices,
+                day.active_users,
+                day.new_users,
+                day.wau,
+                day.mau,
+                day.cumulative_devices
+            )
+        );
+    }
+    assert_eq!(active.days.len(), 4);
+    assert_eq!(
+        (active.totals.active_devices, active.totals.new_devices),
+        (4, 4)
+    );
 
     // Filters: only app version 2.0 (d1, d2, d4).
     let v2 = ReportFilter {
