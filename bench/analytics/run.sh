@@ -28,7 +28,8 @@
 # SKIP_PEERS=1, SKIP_ATOLL=1, SKIP_ATOLL_EVENTS=1, KEEP_PEER_DB=1 (reuse loaded
 # peer databases and skip the peer ingest), DURATION (seconds of the device
 # ingest run, default 15), CONNECTIONS (default 64), BACKFILL_CONNECTIONS (default 8),
-# ONLY=ingest (step 4 alone: no dataset, peers, bulk load or queries).
+# ONLY=ingest (step 4 alone: no dataset, peers, bulk load or queries),
+# KEEP_ATOLL_DATA=1 (keep the loaded server's data directory for more queries).
 # Benchmarks never gate CI.
 set -euo pipefail
 
@@ -220,7 +221,11 @@ if [[ "${SKIP_ATOLL:-0}" != 1 ]]; then
     done
     stop_server
     du -sb "$WORK/history" | cut -f1 > "$RESULTS/atoll-bytes-on-disk.txt"
-    rm -rf "$WORK"
+    if [[ "${KEEP_ATOLL_DATA:-0}" == 1 ]]; then
+        log "atoll: loaded data kept in $WORK/history (credentials in $RESULTS/atoll-server.log)"
+    else
+        rm -rf "$WORK"
+    fi
 fi
 
 # --- 7. report ---------------------------------------------------------------------
