@@ -10,7 +10,7 @@ use atoll_events::aggregates::{AppAggregates, DayAggregate, Dimension};
 use atoll_events::{Day, EventStore, DAY_MS};
 use atoll_protocol::analytics::*;
 use atoll_protocol::events::{BACKGROUND, LAUNCH, PAGE_VIEW};
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 use std::collections::BTreeMap;
 
 /// What every report is asked about.
@@ -282,30 +282,41 @@ fn activity(scope: &Scope, aggregates: &AppAggregates) -> (ActiveReport, Roaring
         .range(..scope.from)
         .map(|(day, _)| new_units(scope, aggregates, *day, false).len())
         .sum();
+    // Each day's active sets are read once: WAU and MAU are unions over windows
+    // of them (a day's set took part in 37 unions when it was read per window).
+    let first = scope.from - 29;
+    let devices: Vec<RoaringBitmap> = (first..=scope.to)
+        .map(|day| active(scope, aggregates, day, false))
+        .collect();
+    let users: Vec<RoaringBitmap> = (scope.from..=scope.to)
+        .map(|day| active(scope, aggregates, day, true))
+        .collect();
+    let distinct_over = |sets: &[RoaringBitmap]| sets.iter().union().len();
     let mut days = Vec::new();
     let mut new_in_range = RoaringBitmap::new();
     let mut new_users = RoaringBitmap::new();
-    for day in scope.from..=scope.to {
+    for (offset, day) in (scope.from..=scope.to).enumerate() {
         let new_devices = new_units(scope, aggregates, day, false);
         let new_accounts = new_units(scope, aggregates, day, true);
         cumulative += new_devices.len();
+        // `devices` starts 29 days before the range.
+        let at = offset + 29;
         days.push(ActiveDay {
             date: format_day(day),
             new_devices: new_devices.len(),
-            active_devices: active(scope, aggregates, day, false).len(),
+            active_devices: devices[at].len(),
             new_users: new_accounts.len(),
-            active_users: active(scope, aggregates, day, true).len(),
-            wau: union_of(scope, aggregates, day - 6..=day, false).len(),
-            mau: union_of(scope, aggregates, day - 29..=day, false).len(),
+            active_users: users[offset].len(),
+            wau: distinct_over(&devices[at - 6..=at]),
+            mau: distinct_over(&devices[at - 29..=at]),
             cumulative_devices: cumulative,
         });
         new_in_range |= new_devices;
         new_users |= new_accounts;
     }
-    let range = scope.from..=scope.to;
     let totals = ActiveTotals {
-        active_devices: union_of(scope, aggregates, range.clone(), false).len(),
-        active_users: union_of(scope, aggregates, range, true).len(),
+        active_devices: distinct_over(&devices[29..]),
+        active_users: distinct_over(&users),
         new_devices: new_in_range.len(),
         new_users: new_users.len(),
     };
